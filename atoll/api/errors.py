@@ -191,9 +191,23 @@ def field_error(field: str, message: str, *, reason: str = "FieldValueInvalid") 
 
 
 def invalid(kind: str, name: str, causes: list[dict[str, str]], *, group: str = "") -> Invalid:
-    """The 422 kube-apiserver answers for a failed validation, message and causes included."""
-    parts = "; ".join(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes)
-    msg = f'{kind} "{name}" is invalid: {parts}' if parts else f'{kind} "{name}" is invalid'
+    """The 422 kube-apiserver answers for a failed validation, message and causes included.
+
+    kube writes ``Deployment.apps "web" is invalid: <cause>`` for one cause and
+    ``... is invalid: [<cause>, <cause>]`` for several, duplicates removed.
+    """
+    texts: list[str] = []
+    for c in causes:
+        text = f"{c['field']}: {c['message']}" if c.get("field") else c["message"]
+        if text not in texts:
+            texts.append(text)
+    qualified = f"{kind}.{group}" if group else kind
+    if not texts:
+        msg = f'{qualified} "{name}" is invalid'
+    elif len(texts) == 1:
+        msg = f'{qualified} "{name}" is invalid: {texts[0]}'
+    else:
+        msg = f'{qualified} "{name}" is invalid: [{", ".join(texts)}]'
     err = Invalid.for_object(msg, kind=kind, name=name, group=group, causes=causes)
     assert isinstance(err, Invalid)
     return err

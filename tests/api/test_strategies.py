@@ -524,7 +524,7 @@ def test_kube_message_for_the_selector_mismatch() -> None:
     obj = deployment(template=template({"app": "x"}))
     causes = strategy("apps", "deployments").before_create(obj, namespace="default")
     assert invalid("Deployment", "web", causes, group="apps").message == (
-        'Deployment "web" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"x"}: '
+        'Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"app":"x"}: '
         "`selector` does not match template `labels`")
 
 

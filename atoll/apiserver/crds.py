@@ -33,11 +33,11 @@ def validate_crd(crd: Obj) -> list[Cause]:
     name = (crd.get("metadata") or {}).get("name") or ""
     if not group:
         causes.append(_cause("spec.group", "Required value", "FieldValueRequired"))
-    elif "." not in group or not meta.name_is_dns_subdomain(group):
+    elif "." not in group or meta.name_is_dns_subdomain(group):
         causes.append(_cause("spec.group", f'Invalid value: "{group}": should be a domain with at least one dot'))
     if not plural:
         causes.append(_cause("spec.names.plural", "Required value", "FieldValueRequired"))
-    elif not meta.name_is_dns_label(plural):
+    elif meta.name_is_dns_label(plural):
         causes.append(_cause("spec.names.plural", f'Invalid value: "{plural}": a lowercase RFC 1123 label'))
     if not names.get("kind"):
         causes.append(_cause("spec.names.kind", "Required value", "FieldValueRequired"))
@@ -57,7 +57,7 @@ def validate_crd(crd: Obj) -> list[Cause]:
     seen: set[str] = set()
     for i, v in enumerate(versions):
         vname = v.get("name") or ""
-        if not vname or not meta.name_is_dns_label(vname):
+        if not vname or meta.name_is_dns1035_label(vname):
             causes.append(_cause(f"spec.versions[{i}].name", f'Invalid value: "{vname}": a DNS-1035 label'))
         if vname in seen:
             causes.append(_cause(f"spec.versions[{i}].name", f'Duplicate value: "{vname}"', "FieldValueDuplicate"))

@@ -41,7 +41,7 @@ from atoll.api.resources import Registry, ResourceInfo
 from atoll.api.selectors import FieldSelector, LabelSelector
 from atoll.api.strategies import strategy_for
 from atoll.apiserver import patching
-from atoll.apiserver.watchcache import WatchCache, WatchStream, decode_kv
+from atoll.apiserver.watchcache import StoreWatchStream, WatchCache, WatchStream, decode_kv
 from atoll.storage.protocol import KeyValue, Store
 
 logger = logging.getLogger(__name__)
@@ -319,7 +319,7 @@ class ObjectRegistry:
         resource_version: str | None = None,
         send_initial_events: bool = False,
         bookmark_interval: float | None = None,
-    ) -> WatchStream:
+    ) -> WatchStream | StoreWatchStream:
         matches = self.matcher(info, label_selector, field_selector)
         cache = await self.cache_for(info)
         rv = _parse_rv(resource_version)

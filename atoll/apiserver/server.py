@@ -129,6 +129,10 @@ class APIServer:
         objects.after_write.append(self.custom.after_write)
         await self.custom.load()
         await self._ensure_namespaces()
+        # Watch caches start now, so that their windows cover every resourceVersion a
+        # client can have seen from this server.
+        await asyncio.gather(*(objects.cache_for(info) for info in self.resources
+                               if info.storage_version and "watch" in info.verbs))
         self.lifecycle = Lifecycle(self.store, objects)
         self._tasks.append(asyncio.create_task(self.lifecycle.run(), name="lifecycle"))
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))

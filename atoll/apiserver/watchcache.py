@@ -117,6 +117,50 @@ class WatchStream:
         self._cache._close_watcher(self._w)
 
 
+class StoreWatchStream:
+    """A watch served straight from the store, for a resourceVersion older than the cache
+    window that the store still has (e.g. just after the cache started)."""
+
+    def __init__(self, events: Any, prefix: str, filter_: Filter) -> None:
+        self._events = events
+        self._prefix = prefix
+        self._filter = filter_
+        self._iter = events.__aiter__()
+
+    def __aiter__(self) -> StoreWatchStream:
+        return self
+
+    async def __anext__(self) -> CachedEvent:
+        ev = await self.next()
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
+
+    async def next(self) -> CachedEvent | None:
+        while True:
+            try:
+                ev: WatchEvent = await self._iter.__anext__()
+            except StopAsyncIteration:
+                return None
+            prev = decode_kv(ev.prev) if ev.prev is not None and ev.prev.value else None
+            if ev.type == "DELETE":
+                obj = decode_kv(ev.kv) if ev.kv.value else {"metadata": {}}
+                obj["metadata"]["resourceVersion"] = str(ev.revision)
+                cached = CachedEvent("DELETED", ev.kv.key, obj, ev.revision, prev)
+            else:
+                cached = CachedEvent("MODIFIED" if prev is not None else "ADDED", ev.kv.key, decode_kv(ev.kv),
+                                     ev.revision, prev)
+            out = WatchCache._filter_event(cached, self._prefix, self._filter)
+            if out is not None:
+                return out
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()
+
+
 class WatchCache:
     """Current state and recent history of one key prefix (one group/resource)."""
 
@@ -261,7 +305,7 @@ class WatchCache:
         filter_: Filter | None = None,
         send_initial_events: bool = False,
         bookmark_interval: float | None = None,
-    ) -> WatchStream:
+    ) -> WatchStream | StoreWatchStream:
         """Events after ``resource_version``, as a :class:`WatchStream`.
 
         ``None``/0, or ``send_initial_events``: the current state first, as ADDED events;
@@ -285,7 +329,10 @@ class WatchCache:
         else:
             replay_from = int(resource_version)
             if replay_from < self._window_start:
-                raise Gone(f"too old resource version: {replay_from} ({self._window_start})")
+                if replay_from + 1 < await self._store.compacted_revision():
+                    raise Gone(f"too old resource version: {replay_from} ({self._window_start})")
+                # Older than this cache's window but still in the store's history.
+                return StoreWatchStream(self._store.watch(p, after_revision=replay_from), p, f)
             for e in self._events:
                 if e.revision > replay_from:
                     out = self._filter_event(e, p, f)

@@ -149,8 +149,15 @@ async def test_watch_resume_and_too_old(objects: ObjectRegistry) -> None:
     first = await asyncio.wait_for(stream0.next(), 5)
     await stream0.aclose()
     assert first is not None and (first.type, first.object["metadata"]["name"]) == ("ADDED", "b")
+    # Older than the cache window but still in the store: served from the store's history.
     cache = await objects.cache_for(cms)
-    cache._window_start = 10_000  # pretend the window moved on
+    cache._window_start = 10_000
+    old = await objects.watch(cms, "ns", resource_version=a["metadata"]["resourceVersion"])
+    replayed = [await asyncio.wait_for(old.next(), 5) for _ in range(2)]
+    await old.aclose()
+    assert [(e.type, e.object["metadata"]["name"]) for e in replayed if e] == [("ADDED", "b"), ("DELETED", "a")]
+    # Compacted away: 410 Gone.
+    await objects.store.compact(await objects.store.current_revision())
     with pytest.raises(Gone):
         await objects.watch(cms, "ns", resource_version="1")
 

@@ -432,8 +432,8 @@ class ResourceHandler:
             with contextlib.suppress(orjson.JSONDecodeError):
                 doc = orjson.loads(body)
                 if isinstance(doc, dict):
-                    self.check_fields(info, {**doc, "apiVersion": info.api_version, "kind": info.kind},
-                                      body, "application/json", ctx)
+                    self.check_fields(info, {**_without_directives(doc), "apiVersion": info.api_version,
+                                             "kind": info.kind}, body, "application/json", ctx)
         patched = await self.objects.patch(info, t.namespace, t.name, patch_type, body, ctx,
                                            subresource=subresource, force=_bool(request.query.get("force")))
         return self.respond(request, info, patched, 200, self._warning_headers(ctx))
@@ -477,6 +477,15 @@ _RETURNS_DELETED = {("", "pods"), ("", "services"), ("", "namespaces"), ("", "no
 
 def _returns_deleted_object(info: ResourceInfo) -> bool:
     return (info.group, info.plural) in _RETURNS_DELETED or info.custom
+
+
+def _without_directives(value: Any) -> Any:
+    """A strategic merge patch minus its ``$patch``/``$setElementOrder/...`` directives."""
+    if isinstance(value, dict):
+        return {k: _without_directives(v) for k, v in value.items() if not k.startswith("$")}
+    if isinstance(value, list):
+        return [_without_directives(v) for v in value]
+    return value
 
 
 def _partial(obj: Obj) -> Obj:

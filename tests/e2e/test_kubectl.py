@@ -126,7 +126,7 @@ def test_server_side_apply_reapply_removes_field(server: RunningServer) -> None:
     server.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
     manifest["data"] = {"a": "1"}
     server.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
-    cm = get_json(server, "configmap", "ssa", "-n", "demo")
+    cm = get_json(server, "configmap", "ssa", "-n", "demo", "--show-managed-fields")
     assert cm["data"] == {"a": "1"}
     managers = {m["manager"] for m in cm["metadata"]["managedFields"]}
     assert "kubectl" in managers

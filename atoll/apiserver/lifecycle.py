@@ -228,15 +228,17 @@ class Lifecycle:
                 self._queue.add_after(item, 1.0)
 
     # -- garbage collector ---------------------------------------------------------------
-    async def _load(self, ref: ObjectRef) -> tuple[ResourceInfo, Obj] | None:
-        versions = self.resources.versions_of(ref.group, ref.plural)
-        if not versions:
+    async def _load(self, ref: ObjectRef | None) -> tuple[ObjectRef, ResourceInfo, Obj] | None:
+        """The object behind ``ref`` if it still exists with the same UID."""
+        if ref is None:
             return None
-        info = next((v for v in versions if v.storage_version), versions[0])
+        info = self._info_of(ref)
+        if info is None:
+            return None
         obj = await self.objects.try_get(info, ref.namespace, ref.name)
         if obj is None or (obj.get("metadata") or {}).get("uid") != ref.uid:
             return None
-        return info, obj
+        return ref, info, obj
 
     async def _owner_state(self, owner_ref: Obj, namespace: str | None) -> str:
         """``solid``, ``dangling`` or ``waiting`` (being deleted in the foreground)."""
@@ -253,13 +255,10 @@ class Lifecycle:
         return "solid"
 
     async def _attempt_to_delete(self, uid: str) -> None:
-        ref = self._objects_by_uid.get(uid)
-        if ref is None:
-            return
-        loaded = await self._load(ref)
+        loaded = await self._load(self._objects_by_uid.get(uid))
         if loaded is None:
             return
-        info, obj = loaded
+        ref, info, obj = loaded
         md = obj["metadata"]
         owners = [r for r in md.get("ownerReferences") or [] if isinstance(r, dict)]
         if not owners:
@@ -303,13 +302,10 @@ class Lifecycle:
             await self.objects.guaranteed_update(info, ref.namespace, ref.name, mutate, GC_CONTEXT)
 
     async def _process_owner(self, uid: str) -> None:
-        ref = self._objects_by_uid.get(uid)
-        if ref is None:
-            return
-        loaded = await self._load(ref)
+        loaded = await self._load(self._objects_by_uid.get(uid))
         if loaded is None:
             return
-        info, owner = loaded
+        ref, info, owner = loaded
         md = owner["metadata"]
         if not md.get("deletionTimestamp"):
             return
@@ -332,7 +328,7 @@ class Lifecycle:
                 loaded_dep = await self._load(dep)
                 if loaded_dep is None:
                     continue
-                dep_obj = loaded_dep[1]
+                dep_obj = loaded_dep[2]
                 owner_ref = next((r for r in dep_obj["metadata"].get("ownerReferences") or []
                                   if r.get("uid") == uid), None)
                 if owner_ref is None:

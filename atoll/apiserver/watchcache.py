@@ -72,7 +72,23 @@ class _Watcher:
         self.overflowed = False
 
 
-class WatchStream:
+class _Stream:
+    """Async iteration over ``next()``, which returns None at the end of the watch."""
+
+    async def next(self) -> CachedEvent | None:
+        raise NotImplementedError
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> CachedEvent:
+        ev = await self.next()
+        if ev is None:
+            raise StopAsyncIteration
+        return ev
+
+
+class WatchStream(_Stream):
     """One watcher's events; ``next()`` is safe to cancel (nothing is lost)."""
 
     def __init__(self, cache: WatchCache, watcher: _Watcher, head: list[CachedEvent], prefix: str,
@@ -83,15 +99,6 @@ class WatchStream:
         self._prefix = prefix
         self._filter = filter_
         self._bookmark_interval = bookmark_interval
-
-    def __aiter__(self) -> WatchStream:
-        return self
-
-    async def __anext__(self) -> CachedEvent:
-        ev = await self.next()
-        if ev is None:
-            raise StopAsyncIteration
-        return ev
 
     async def next(self) -> CachedEvent | None:
         """The next event, or None once the watch has ended (closed or overflowed)."""
@@ -117,7 +124,7 @@ class WatchStream:
         self._cache._close_watcher(self._w)
 
 
-class StoreWatchStream:
+class StoreWatchStream(_Stream):
     """A watch served straight from the store, for a resourceVersion older than the cache
     window that the store still has (e.g. just after the cache started)."""
 
@@ -126,15 +133,6 @@ class StoreWatchStream:
         self._prefix = prefix
         self._filter = filter_
         self._iter = events.__aiter__()
-
-    def __aiter__(self) -> StoreWatchStream:
-        return self
-
-    async def __anext__(self) -> CachedEvent:
-        ev = await self.next()
-        if ev is None:
-            raise StopAsyncIteration
-        return ev
 
     async def next(self) -> CachedEvent | None:
         while True:

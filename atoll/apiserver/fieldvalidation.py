@@ -27,7 +27,7 @@ def _object_meta() -> Obj:
     return schemas.resolve({"$ref": schemas.REF_PREFIX + "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"})
 
 
-def _walk(value: Any, schema: Obj, path: str, out: list[str], *, depth: int = 0) -> None:
+def _walk(value: Any, schema: Obj, path: str, out: list[str], *, depth: int = 0, prune: bool = False) -> None:
     if depth > 64:
         return
     schema = schemas.resolve(schema)
@@ -39,23 +39,37 @@ def _walk(value: Any, schema: Obj, path: str, out: list[str], *, depth: int = 0)
         if props is None:
             if isinstance(addl, dict):
                 for k, v in value.items():
-                    _walk(v, addl, f"{path}.{k}" if path else str(k), out, depth=depth + 1)
+                    _walk(v, addl, f"{path}.{k}" if path else str(k), out, depth=depth + 1, prune=prune)
             return
-        for k, v in value.items():
+        for k, v in list(value.items()):
             sub = props.get(k)
             child = f"{path}.{k}" if path else str(k)
             if sub is None:
                 if isinstance(addl, dict):
-                    _walk(v, addl, child, out, depth=depth + 1)
+                    _walk(v, addl, child, out, depth=depth + 1, prune=prune)
                 elif addl is not True:
                     out.append(child)
+                    if prune:
+                        del value[k]
                 continue
-            _walk(v, sub, child, out, depth=depth + 1)
+            _walk(v, sub, child, out, depth=depth + 1, prune=prune)
     elif isinstance(value, list):
         items = schema.get("items")
         if isinstance(items, dict):
             for i, v in enumerate(value):
-                _walk(v, items, f"{path}[{i}]", out, depth=depth + 1)
+                _walk(v, items, f"{path}[{i}]", out, depth=depth + 1, prune=prune)
+
+
+def prune_builtin(info: ResourceInfo, obj: Obj) -> list[str]:
+    """Drop fields a built-in kind does not have (kube's typed decoding loses them too)."""
+    if info.custom:
+        return []
+    name = schemas.definition_name(info.group, info.version, info.kind)
+    if name is None:
+        return []
+    out: list[str] = []
+    _walk(obj, {"$ref": schemas.REF_PREFIX + name}, "", out, prune=True)
+    return out
 
 
 def unknown_fields_for(info: ResourceInfo, obj: Obj) -> list[str]:

@@ -40,7 +40,7 @@ from atoll.api.errors import (
 from atoll.api.resources import Registry, ResourceInfo
 from atoll.api.selectors import FieldSelector, LabelSelector
 from atoll.api.strategies import strategy_for
-from atoll.apiserver import patching
+from atoll.apiserver import fieldvalidation, patching
 from atoll.apiserver.watchcache import StoreWatchStream, WatchCache, WatchStream, decode_kv
 from atoll.storage.protocol import KeyValue, Store
 
@@ -404,6 +404,7 @@ class ObjectRegistry:
         md["uid"] = meta.new_uid()
         md["creationTimestamp"] = now_rfc3339()
         md.pop("generation", None)  # the kind's prepare_for_create sets 1 where kube tracks generations
+        fieldvalidation.prune_builtin(info, obj)
         strategy.prepare_for_create(obj)
         strategy.default(obj)
         self._validate(info, obj, None)
@@ -563,6 +564,7 @@ class ObjectRegistry:
                 nmd[k] = cmd[k]
             else:
                 nmd.pop(k, None)
+        fieldvalidation.prune_builtin(info, new)
         if subresource == "status":
             strategy.prepare_for_status_update(new, current)
         elif subresource in ("", "scale"):

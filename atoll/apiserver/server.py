@@ -136,6 +136,7 @@ class APIServer:
         self.lifecycle = Lifecycle(self.store, objects)
         self._tasks.append(asyncio.create_task(self.lifecycle.run(), name="lifecycle"))
         self._tasks.append(asyncio.create_task(self._compactor(), name="compactor"))
+        self._tasks.append(asyncio.create_task(self._gc_tuner(), name="gc-tuner"))
         await asyncio.wait_for(self.lifecycle.wait_ready(), 30)
 
         ssl_ctx: ssl.SSLContext | None = None
@@ -189,6 +190,20 @@ class APIServer:
                 with contextlib.suppress(APIError):
                     await self.objects.create(namespaces, None, {"apiVersion": "v1", "kind": "Namespace",
                                                                  "metadata": {"name": name}}, ctx)
+
+    async def _gc_tuner(self) -> None:
+        """Keep CPython's cyclic GC from pausing requests for hundreds of milliseconds.
+
+        The watch caches hold every object as Python dicts; a full collection walks all of
+        them. Objects that survived a while are frozen (moved out of the collector's sight;
+        refcounting still frees them), and the young-generation threshold is raised.
+        """
+        import gc
+
+        gc.set_threshold(50_000, 20, 20)
+        while True:
+            await asyncio.sleep(10.0)
+            gc.freeze()
 
     async def _compactor(self) -> None:
         """Keep about ``compaction_retention`` seconds of history, as kube-apiserver does."""

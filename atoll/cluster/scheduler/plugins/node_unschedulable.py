@@ -1,0 +1,22 @@
+"""Nodes marked ``spec.unschedulable`` (cordoned) take only pods tolerating that taint."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from atoll.cluster.scheduler.framework import SUCCESS, CycleContext, NodeInfo, Status, unschedulable
+
+TAINT_KEY = "node.kubernetes.io/unschedulable"
+
+
+class NodeUnschedulable:
+    NAME: ClassVar[str] = "NodeUnschedulable"
+
+    def filter(self, ctx: CycleContext, node: NodeInfo) -> Status:
+        if not (node.node.get("spec") or {}).get("unschedulable"):
+            return SUCCESS
+        for t in (ctx.pod.get("spec") or {}).get("tolerations") or []:
+            if t.get("key") == TAINT_KEY and t.get("effect") in ("", None, "NoSchedule") \
+                    and t.get("operator", "Equal") in ("Exists", "Equal"):
+                return SUCCESS
+        return unschedulable("node(s) were unschedulable", resolvable=False)

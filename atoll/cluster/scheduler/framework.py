@@ -60,7 +60,11 @@ class NodeInfo:
 
     @property
     def allocatable(self) -> Resources:
-        return node_allocatable(self.node)
+        cached: Resources | None = self.__dict__.get("_allocatable")
+        if cached is None:
+            cached = node_allocatable(self.node)
+            self.__dict__["_allocatable"] = cached
+        return cached
 
     def add_pod(self, pod: Obj) -> None:
         self.pods.append(pod)
@@ -81,6 +85,8 @@ class CycleContext:
     requests: Resources = field(default_factory=Resources)
     cache: dict[str, Any] = field(default_factory=dict)
     """Per-cycle data plugins compute once (PreFilter/PreScore in kube)."""
+    scored: list[NodeInfo] = field(default_factory=list)
+    """The feasible nodes being scored (score plugins normalise over these)."""
 
     @classmethod
     def for_pod(cls, pod: Obj, nodes: list[NodeInfo]) -> CycleContext:
@@ -161,6 +167,7 @@ class Framework:
             return ScheduleResult(None, message, dict(reasons))
         if len(feasible) == 1:
             return ScheduleResult(feasible[0].name, feasible=1)
+        ctx.scored = feasible
         totals: dict[str, int] = {}
         for node in feasible:
             totals[node.name] = sum(weight * plugin.score(ctx, node) for plugin, weight in self.scorers)

@@ -62,8 +62,9 @@ class NodeAffinity:
             "preferredDuringSchedulingIgnoredDuringExecution") or []
         if not prefs:
             return 0
-        raw = {n.name: sum(int(p.get("weight", 0)) for p in prefs if term_matches(p.get("preference") or {}, n))
-               for n in ctx.nodes} if self.NAME not in ctx.cache else ctx.cache[self.NAME]
-        ctx.cache[self.NAME] = raw
-        best = max(raw.values(), default=0)
+        if self.NAME not in ctx.cache:
+            raw = {n.name: sum(int(p.get("weight", 0)) for p in prefs if term_matches(p.get("preference") or {}, n))
+                   for n in ctx.scored or ctx.nodes}
+            ctx.cache[self.NAME] = (raw, max(raw.values(), default=0))
+        raw, best = ctx.cache[self.NAME]
         return int(100 * raw[node.name] / best) if best else 0

@@ -47,9 +47,10 @@ class TaintToleration:
         if counts is None:
             tolerations = (ctx.pod.get("spec") or {}).get("tolerations") or []
             counts = {n.name: len(untolerated((n.node.get("spec") or {}).get("taints") or [], tolerations,
-                                              ("PreferNoSchedule",))) for n in ctx.nodes}
+                                              ("PreferNoSchedule",))) for n in ctx.scored or ctx.nodes}
             ctx.cache[self.NAME] = counts
-        worst = max(counts.values(), default=0)
+            ctx.cache[self.NAME + "/worst"] = max(counts.values(), default=0)
+        worst = ctx.cache[self.NAME + "/worst"]
         if worst == 0:
             return 100
         return int(100 * (worst - counts.get(node.name, 0)) / worst)

@@ -1,0 +1,1 @@
+"""Kubelets: node registration, leases, and pod runtimes (simulated now, processes next)."""

@@ -70,6 +70,19 @@ class NodeInfo:
         self.pods.append(pod)
         self.requested = self.requested + pod_requests(pod)
 
+    def remove_pod(self, namespace: str | None, name: str) -> bool:
+        for i, p in enumerate(self.pods):
+            md = p.get("metadata") or {}
+            if md.get("name") == name and md.get("namespace") == namespace:
+                del self.pods[i]
+                self.requested = self.requested - pod_requests(p)
+                return True
+        return False
+
+    def set_node(self, node: Obj) -> None:
+        self.node = node
+        self.__dict__.pop("_allocatable", None)
+
     @classmethod
     def build(cls, node: Obj, pods: Sequence[Obj] = ()) -> NodeInfo:
         info = cls(node)

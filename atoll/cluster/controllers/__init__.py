@@ -1,0 +1,1 @@
+"""Workload controllers of a member cluster (kube-controller-manager's, one module each)."""

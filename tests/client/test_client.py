@@ -82,7 +82,7 @@ async def test_watch_and_list_and_watch(apiserver: RunningServer) -> None:
         await feed.aclose()
 
 
-def write(path: Path, doc: dict) -> Path:
+def write(path: Path, doc: dict[str, object]) -> Path:
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -115,3 +115,48 @@ def test_kubeconfig_merge_context_and_relative_files(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("{ not yaml")
     with pytest.raises(KubeconfigError):
         load([tmp_path / "bad.yaml"])
+
+
+async def test_subresources_patch_types_and_delete_options(apiserver: RunningServer) -> None:
+    deployments = Resource("apps/v1", "deployments", kind="Deployment")
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client:
+        await client.create(Resource("v1", "namespaces", namespaced=False), {"metadata": {"name": "clis"}})
+        web = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "clis"},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+        assert (await client.create(deployments, web, dry_run=True))["metadata"]["name"] == "web"
+        with pytest.raises(NotFound):
+            await client.get(deployments, "web", "clis")  # a dry run stores nothing
+        created = await client.create(deployments, web)
+
+        scale = await client.get(deployments, "web", "clis", subresource="scale")
+        assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 1
+        patched = await client.patch(deployments, "web", {"spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "nginx:2"}, {"name": "side", "image": "busybox"}]}}}}, "clis",
+            patch_type="strategic")
+        assert [c["image"] for c in patched["spec"]["template"]["spec"]["containers"]] == ["nginx:2", "busybox"]
+        patched = await client.patch(deployments, "web", [{"op": "replace", "path": "/spec/replicas", "value": 3}],
+                                     "clis", patch_type="json")
+        assert patched["spec"]["replicas"] == 3
+
+        status = await client.patch_status(deployments, "web", {"status": {"replicas": 3, "readyReplicas": 2}},
+                                           "clis")
+        assert status["status"]["readyReplicas"] == 2
+        assert (await client.get_status(deployments, "web", "clis"))["status"]["readyReplicas"] == 2
+        again = await client.get(deployments, "web", "clis")
+        again["status"]["readyReplicas"] = 3
+        assert (await client.replace_status(deployments, again))["status"]["readyReplicas"] == 3
+
+        with pytest.raises(Conflict):
+            await client.delete(deployments, "web", "clis", uid="not-the-uid")
+        await client.delete(deployments, "web", "clis", uid=created["metadata"]["uid"],
+                            propagation_policy="Background")
+        with pytest.raises(NotFound):
+            await client.get(deployments, "web", "clis")
+
+        for name, tier in (("a", "x"), ("b", "x"), ("c", "y")):
+            await client.create(CMS, {"metadata": {"name": name, "namespace": "clis", "labels": {"tier": tier}}})
+        await client.delete_collection(CMS, "clis", label_selector="tier=x")
+        items, _ = await client.list_all(CMS, "clis")
+        assert [i["metadata"]["name"] for i in items if i["metadata"]["name"] in "abc"] == ["c"]

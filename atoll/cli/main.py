@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -104,6 +105,84 @@ def apiserver(
             await stop.wait()
         finally:
             await server.stop()
+
+    run_async(main())
+
+
+cluster_app = typer.Typer(help="Run a member cluster.", no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("run")
+def cluster_run(
+    name: Annotated[str, typer.Option(help="Cluster name (a DNS label); picks the cluster from --topology.")]
+    = "atoll",
+    state_dir: Annotated[Path | None, typer.Option(help="State directory (default .atoll/NAME).")] = None,
+    nodes: Annotated[int, typer.Option(min=1, max=10000, help="Number of nodes (without --topology).")] = 3,
+    runtime: Annotated[str | None, typer.Option(
+        help="process (real child processes) or simulated (KWOK-style); default: the topology's, else process.")]
+    = None,
+    topology: Annotated[Path | None, typer.Option(help="Topology file; the cluster named --name is run.")]
+    = None,
+    listen: Annotated[str, typer.Option(help="API server address, HOST:PORT (port 0 picks a free one).")]
+    = "127.0.0.1:0",
+    storage: Annotated[str, typer.Option(help="sqlite:///PATH (default: STATE_DIR/store.db) or etcd://HOST:PORT")]
+    = "",
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logs (-v, -vv).")] = 0,
+) -> None:
+    """Run one whole cluster in one process: API server, scheduler, controllers, kubelets, service proxy.
+
+    Prints one line when every node is Ready and writes STATE_DIR/kubeconfig.
+
+    Examples:
+
+        atoll cluster run --name dev --nodes 3
+
+        atoll cluster run --name aws-eu-west-1 --topology topology.yaml --runtime simulated
+
+        kubectl --kubeconfig .atoll/dev/kubeconfig get nodes
+    """
+    _setup_logging(verbose)
+    host, port = parse_listen(listen)
+    from atoll import topology as topo_mod
+
+    if runtime is not None and runtime not in topo_mod.RUNTIMES:
+        raise fail(f"--runtime must be one of {', '.join(topo_mod.RUNTIMES)}, got {runtime!r}", 2)
+    try:
+        if topology is not None:
+            cluster = topo_mod.load(topology).cluster(name)
+            if runtime is not None:
+                cluster = dataclasses.replace(cluster, runtime=runtime)
+        else:
+            cluster = topo_mod.single(name, nodes=nodes, runtime=runtime or "process")
+    except topo_mod.TopologyError as exc:
+        raise fail(str(exc), 2) from None
+    from atoll.cluster.member import MemberCluster, MemberConfig
+
+    config = MemberConfig(topology=cluster, state_dir=state_dir or Path(".atoll") / name, host=host, port=port,
+                          storage=storage)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        member = MemberCluster(config)
+        try:
+            await member.start()
+            await member.wait_ready()
+        except OSError as exc:
+            await member.stop()
+            raise fail(f"cannot serve on {listen}: {exc.strerror or exc}") from None
+        except (ValueError, APIError, TimeoutError, RuntimeError) as exc:
+            await member.stop()
+            raise fail(f"cluster {name} did not start: {exc or type(exc).__name__}") from None
+        print(f"atoll cluster {name} ready at {member.url} with {len(cluster.nodes)} {cluster.runtime} nodes "
+              f"(kubeconfig: {member.kubeconfig_path})", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await member.stop()
 
     run_async(main())
 

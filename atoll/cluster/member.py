@@ -1,0 +1,156 @@
+"""One whole member cluster in one process: API server, scheduler, controllers, kubelets, proxy.
+
+``MemberCluster`` starts the API server first (it must answer before anything can
+watch it), then every other component as a client of it over HTTPS, exactly as they
+would run against a kube-apiserver elsewhere: the scheduler, the controller manager's
+controllers, one kubelet per node (process runtime) or one simulated-node driver for
+all nodes (simulated runtime), and the service proxy. Components run as tasks of one
+``asyncio.TaskGroup``; a failing component is logged and restarted after a pause rather
+than taking the cluster down, and stopping tears everything down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from atoll.apiserver.server import APIServer, ServerConfig
+from atoll.client import Client
+from atoll.cluster.controllers.replicaset import ReplicaSetController
+from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes, Stages
+from atoll.cluster.scheduler.controller import SchedulerController
+from atoll.topology import ClusterTopology
+
+logger = logging.getLogger(__name__)
+
+RESTART_PAUSE = 2.0
+
+
+class Component(Protocol):
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+@dataclass
+class MemberConfig:
+    topology: ClusterTopology
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 0
+    storage: str = ""
+    node_address: str = "127.0.0.1"
+    """Where NodePorts listen and what nodes report as their InternalIP."""
+    eviction_seconds: int = 300
+    """Default tolerationSeconds for not-ready/unreachable nodes (kube's DefaultTolerationSeconds)."""
+    stages: Stages = field(default_factory=Stages)
+    """Pod stage delays for the simulated runtime."""
+    lease_renew_interval: float = 10.0
+
+
+def node_specs(topology: ClusterTopology, node_address: str) -> list[NodeSpec]:
+    return [NodeSpec(name=n.name, cpu=n.cpu, memory=n.memory, pods=n.pods, labels=topology.node_labels(n),
+                     taints=tuple(n.taints), address=node_address) for n in topology.nodes]
+
+
+class MemberCluster:
+    def __init__(self, config: MemberConfig) -> None:
+        self.config = config
+        topo = config.topology
+        self.server = APIServer(ServerConfig(state_dir=config.state_dir, host=config.host, port=config.port,
+                                             storage=config.storage, name=topo.name))
+        self.client: Client | None = None
+        self.components: dict[str, Component] = {}
+        self._stop = asyncio.Event()
+        self._group: asyncio.Task[None] | None = None
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        return self.server.kubeconfig_path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    async def __aenter__(self) -> MemberCluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self.server.start()
+        try:
+            self.client = Client.from_kubeconfig(self.server.kubeconfig_path, pool_size=512,
+                                                 user_agent=f"atoll-member/{self.config.topology.name}")
+            self.components = self._build(self.client)
+            self._group = asyncio.create_task(self._run_all(), name=f"member-{self.config.topology.name}")
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _build(self, client: Client) -> dict[str, Component]:
+        cfg, topo = self.config, self.config.topology
+        components: dict[str, Component] = {
+            "scheduler": SchedulerController(client),
+            "replicaset-controller": ReplicaSetController(client),
+        }
+        specs = node_specs(topo, cfg.node_address)
+        components["simulated-nodes"] = SimulatedNodes(client, specs, stages=cfg.stages, pod_cidr=topo.pod_cidr,
+                                                       renew_interval=cfg.lease_renew_interval)
+        return components
+
+    async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[Any]]) -> None:
+        while not self._stop.is_set():
+            try:
+                await run(self._stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("%s: component %s failed; restarting in %.0fs", self.config.topology.name, name,
+                                 RESTART_PAUSE)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), RESTART_PAUSE)
+
+    async def _run_all(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name, component in self.components.items():
+                group.create_task(self._supervise(name, component.run), name=name)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every node is registered and Ready."""
+        from atoll.cluster.kubelet.simulated import NODES
+
+        assert self.client is not None
+        wanted = {n.name for n in self.config.topology.nodes}
+        async with asyncio.timeout(timeout):
+            while True:
+                nodes = (await self.client.list(NODES)).get("items") or []
+                ready = {n["metadata"]["name"] for n in nodes
+                         if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                for c in (n.get("status") or {}).get("conditions") or [])}
+                if wanted <= ready:
+                    return
+                if self._group is not None and self._group.done():
+                    raise RuntimeError(f"cluster {self.config.topology.name} stopped while starting")
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._group is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._group), 30)
+            except (TimeoutError, Exception):
+                self._group.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._group
+            self._group = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        await self.server.stop()

@@ -27,6 +27,7 @@ from atoll.api.builtin import new_registry
 from atoll.api.errors import APIError, InternalError, NotFound, Unauthorized
 from atoll.apiserver import security
 from atoll.apiserver.admission import NamespaceLifecycle
+from atoll.apiserver.allocation import ServiceAllocation
 from atoll.apiserver.customresources import CustomResources
 from atoll.apiserver.discovery import Discovery, wants_aggregated
 from atoll.apiserver.handlers import ResourceHandler, json_response, parse_path, status_response
@@ -64,6 +65,9 @@ class ServerConfig:
     extra_hosts: list[str] = field(default_factory=list)
     compaction_interval: float = COMPACTION_INTERVAL
     compaction_retention: float = COMPACTION_RETENTION
+    service_cidr: str = "127.80.0.0/16"
+    """Service cluster IPs (loopback, so traffic to them stays on this machine)."""
+    node_port_range: str = "30000-32767"
 
     def store_url(self) -> str:
         return self.storage or f"sqlite:///{(self.state_dir / 'store.db').resolve()}"
@@ -125,6 +129,10 @@ class APIServer:
         self.openapi = OpenAPIBuilder(self.resources)
         self.custom = CustomResources(objects)
         objects.admission.append(NamespaceLifecycle(objects))
+        self.allocation = ServiceAllocation(objects, service_cidr=cfg.service_cidr,
+                                            node_port_range=cfg.node_port_range)
+        objects.admission.append(self.allocation)
+        objects.after_write.append(self.allocation.after_write)
         objects.admission.append(self.custom)
         objects.after_write.append(self.custom.after_write)
         await self.custom.load()
@@ -159,6 +167,8 @@ class APIServer:
         if self.pki is not None:
             security.write_kubeconfig(self.kubeconfig_path, server=self.url, pki=self.pki,
                                       cluster_name=cfg.name, user_name=f"{cfg.name}-admin", context_name=cfg.name)
+        await self.allocation.ensure_kubernetes_service(cfg.host, self.port)
+        self._tasks.append(asyncio.create_task(self.allocation.run(), name="service-allocation"))
         self._ready = True
         logger.info("API server %s listening on %s (storage %s)", cfg.name, self.url,
                     cfg.store_url().split("?")[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -24,6 +24,7 @@ class Code(enum.Enum):
     SUCCESS = "Success"
     UNSCHEDULABLE = "Unschedulable"
     UNRESOLVABLE = "UnschedulableAndUnresolvable"
+    SKIP = "Skip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,58 +38,80 @@ class Status:
 
 
 SUCCESS = Status()
+SKIP = Status(Code.SKIP)
+"""From a PreFilter/PreScore hook: this plugin has nothing to check or score for the pod."""
 
 
 def unschedulable(*reasons: str, resolvable: bool = True) -> Status:
     return Status(Code.UNSCHEDULABLE if resolvable else Code.UNRESOLVABLE, tuple(reasons))
 
 
-@dataclass
 class NodeInfo:
-    node: Obj
-    pods: list[Obj] = field(default_factory=list)
-    requested: Resources = field(default_factory=Resources)
+    """One node and the pods counted on it (bound or assumed), as the scheduler cache holds it.
 
-    @property
-    def name(self) -> str:
-        return str(self.node["metadata"]["name"])
+    What every cycle reads of the node (name, labels, allocatable, taints, cordon) is
+    derived once when the node object changes, not per pod and node; pods are kept by
+    namespace and name with their requests, so adding, updating and removing one is O(1).
+    """
 
-    @property
-    def labels(self) -> dict[str, str]:
-        labels: dict[str, str] = self.node["metadata"].get("labels") or {}
-        return labels
+    __slots__ = ("_pods", "allocatable", "labels", "name", "node", "requested", "taints", "unschedulable")
 
-    @property
-    def allocatable(self) -> Resources:
-        cached: Resources | None = self.__dict__.get("_allocatable")
-        if cached is None:
-            cached = node_allocatable(self.node)
-            self.__dict__["_allocatable"] = cached
-        return cached
+    def __init__(self, node: Obj, pods: Iterable[Obj] = ()) -> None:
+        self.requested = Resources()
+        self._pods: dict[tuple[str | None, str], tuple[Obj, Resources]] = {}
+        self.set_node(node)
+        for p in pods:
+            self.add_pod(p)
 
-    def add_pod(self, pod: Obj) -> None:
-        self.pods.append(pod)
-        self.requested = self.requested + pod_requests(pod)
-
-    def remove_pod(self, namespace: str | None, name: str) -> bool:
-        for i, p in enumerate(self.pods):
-            md = p.get("metadata") or {}
-            if md.get("name") == name and md.get("namespace") == namespace:
-                del self.pods[i]
-                self.requested = self.requested - pod_requests(p)
-                return True
-        return False
+    def __repr__(self) -> str:
+        return f"NodeInfo({self.name!r}, pods={len(self._pods)}, requested={self.requested})"
 
     def set_node(self, node: Obj) -> None:
         self.node = node
-        self.__dict__.pop("_allocatable", None)
+        md = node.get("metadata") or {}
+        spec = node.get("spec") or {}
+        self.name: str = str(md.get("name"))
+        self.labels: dict[str, str] = md.get("labels") or {}
+        self.allocatable: Resources = node_allocatable(node)
+        self.taints: list[Obj] = spec.get("taints") or []
+        self.unschedulable: bool = bool(spec.get("unschedulable"))
+
+    @property
+    def pods(self) -> list[Obj]:
+        return [p for p, _ in self._pods.values()]
+
+    def pod_objects(self) -> Iterable[Obj]:
+        """The counted pods without copying them into a list (for per-cycle counting)."""
+        return (p for p, _ in self._pods.values())
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+    @staticmethod
+    def _key(pod: Obj) -> tuple[str | None, str]:
+        md = pod.get("metadata") or {}
+        return md.get("namespace"), str(md.get("name"))
+
+    def add_pod(self, pod: Obj, requests: Resources | None = None) -> None:
+        """Count ``pod`` here; a pod already counted (same namespace and name) is replaced."""
+        key = self._key(pod)
+        want = pod_requests(pod) if requests is None else requests
+        previous = self._pods.pop(key, None)
+        if previous is not None:
+            self.requested = self.requested - previous[1]
+        self._pods[key] = (pod, want)
+        self.requested = self.requested + want
+
+    def remove_pod(self, namespace: str | None, name: str) -> bool:
+        previous = self._pods.pop((namespace, name), None)
+        if previous is None:
+            return False
+        self.requested = self.requested - previous[1]
+        return True
 
     @classmethod
     def build(cls, node: Obj, pods: Sequence[Obj] = ()) -> NodeInfo:
-        info = cls(node)
-        for p in pods:
-            info.add_pod(p)
-        return info
+        return cls(node, pods)
 
 
 @dataclass
@@ -107,12 +130,27 @@ class CycleContext:
 
 
 class FilterPlugin(Protocol):
+    """Filter, optionally with ``pre_filter(ctx) -> Status``.
+
+    ``pre_filter`` runs once per cycle (kube's PreFilter): it parses what the pod asks
+    (tolerations, affinity terms, spread constraints) into ``ctx.cache`` so ``filter``
+    does not re-read the pod for every node, and returns :data:`SKIP` when the pod asks
+    nothing of this plugin, so ``filter`` is not run at all for that pod.
+    """
+
     NAME: ClassVar[str]
 
     def filter(self, ctx: CycleContext, node: NodeInfo) -> Status: ...
 
 
 class ScorePlugin(Protocol):
+    """Score (0..100), optionally with ``pre_score(ctx) -> Status``.
+
+    ``pre_score`` runs once per cycle after ``ctx.scored`` is set (kube's PreScore);
+    :data:`SKIP` means the plugin adds nothing for this pod on any node (its ``score``
+    would be 0 everywhere), so it is not called per node.
+    """
+
     NAME: ClassVar[str]
 
     def score(self, ctx: CycleContext, node: NodeInfo) -> int: ...
@@ -127,6 +165,11 @@ class ScheduleResult:
     feasible: int = 0
 
 
+def _hook(plugin: object, name: str) -> Callable[[CycleContext], Status] | None:
+    hook: Callable[[CycleContext], Status] | None = getattr(plugin, name, None)
+    return hook
+
+
 class Framework:
     def __init__(self, filters: Sequence[FilterPlugin], scorers: Sequence[tuple[ScorePlugin, int]], *,
                  rng: random.Random | None = None, percentage_of_nodes_to_score: int = 0) -> None:
@@ -135,6 +178,9 @@ class Framework:
         self.rng = rng or random.Random()
         self.percentage = percentage_of_nodes_to_score
         self._next_start = 0
+        # Bound methods looked up once, not once per pod and node.
+        self._filter_hooks = [(_hook(p, "pre_filter"), p.filter) for p in self.filters]
+        self._score_hooks = [(_hook(p, "pre_score"), p.score, w) for p, w in self.scorers]
 
     def feasible_to_find(self, total: int) -> int:
         """kube-scheduler's adaptive sampling: stop filtering once this many nodes fit.
@@ -148,6 +194,10 @@ class Framework:
         return max(100, total * pct // 100)
 
     def run_filters(self, ctx: CycleContext, node: NodeInfo) -> Status:
+        """Every filter on one node, PreFilter included (for callers outside a cycle)."""
+        for pre, _ in self._filter_hooks:
+            if pre is not None:
+                pre(ctx)
         for plugin in self.filters:
             status = plugin.filter(ctx, node)
             if not status.ok:
@@ -156,34 +206,43 @@ class Framework:
 
     def schedule(self, pod: Obj, nodes: list[NodeInfo]) -> ScheduleResult:
         ctx = CycleContext.for_pod(pod, nodes)
+        filters = [f for pre, f in self._filter_hooks if pre is None or pre(ctx).code is not Code.SKIP]
         feasible: list[NodeInfo] = []
         reasons: Counter[str] = Counter()
-        wanted = self.feasible_to_find(len(nodes))
-        start = self._next_start % len(nodes) if nodes else 0
+        total = len(nodes)
+        wanted = self.feasible_to_find(total)
+        start = self._next_start % total if total else 0
         checked = 0
-        for i in range(len(nodes)):
-            node = nodes[(start + i) % len(nodes)]
+        success = Code.SUCCESS
+        # Nodes from ``start`` round to ``start - 1``, without building the rotated list.
+        for index in range(start, start + total):
+            node = nodes[index - total] if index >= total else nodes[index]
             checked += 1
-            status = self.run_filters(ctx, node)
-            if status.ok:
+            for f in filters:
+                status = f(ctx, node)
+                if status.code is not success:
+                    for reason in status.reasons:
+                        reasons[reason] += 1
+                    break
+            else:
                 feasible.append(node)
                 if len(feasible) >= wanted:
                     break
-            else:
-                for reason in status.reasons:
-                    reasons[reason] += 1
         # The next cycle starts where this one stopped, so every node gets its turn.
         self._next_start = start + checked
         if not feasible:
             detail = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda kv: kv[0]))
-            message = f"0/{len(nodes)} nodes are available" + (f": {detail}." if detail else ".")
+            message = f"0/{total} nodes are available" + (f": {detail}." if detail else ".")
             return ScheduleResult(None, message, dict(reasons))
         if len(feasible) == 1:
             return ScheduleResult(feasible[0].name, feasible=1)
         ctx.scored = feasible
-        totals: dict[str, int] = {}
-        for node in feasible:
-            totals[node.name] = sum(weight * plugin.score(ctx, node) for plugin, weight in self.scorers)
-        best = max(totals.values())
+        sums = [0] * len(feasible)
+        for pre, score, weight in self._score_hooks:
+            if pre is not None and pre(ctx).code is Code.SKIP:
+                continue
+            sums = [s + weight * score(ctx, node) for s, node in zip(sums, feasible, strict=True)]
+        totals = {node.name: s for node, s in zip(feasible, sums, strict=True)}
+        best = max(sums)
         top = sorted(name for name, s in totals.items() if s == best)
         return ScheduleResult(self.rng.choice(top), scores=totals, feasible=len(feasible))

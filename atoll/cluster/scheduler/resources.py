@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +25,27 @@ class Resources:
         return Resources(self.milli_cpu - other.milli_cpu, self.memory - other.memory, self.pods - other.pods)
 
 
+@functools.lru_cache(maxsize=4096)
+def _milli_cached(value: str | int | float) -> int:
+    return math.ceil(parse_quantity(value) * 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _whole_cached(value: str | int | float) -> int:
+    return math.ceil(parse_quantity(value))
+
+
 def milli(value: Any) -> int:
+    """Millicores of a quantity. The parse is memoised: a cluster has few distinct request strings
+    (``"100m"``, ``"1Gi"``) and the scheduler cache re-reads them on every pod update."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return _milli_cached(value)
     return math.ceil(parse_quantity(value) * 1000)
 
 
 def whole(value: Any) -> int:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return _whole_cached(value)
     return math.ceil(parse_quantity(value))
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from atoll.cluster.scheduler.framework import SUCCESS, CycleContext, NodeInfo, Status, unschedulable
+from atoll.cluster.scheduler.framework import SKIP, SUCCESS, CycleContext, NodeInfo, Status, unschedulable
 
 Obj = dict[str, Any]
 REASON = "node(s) didn't match Pod's node affinity/selector"
@@ -41,25 +42,59 @@ def term_matches(term: Obj, node: NodeInfo) -> bool:
     return all(requirement_matches(r, node.name if r.get("key") == "metadata.name" else None) for r in fields)
 
 
+@dataclass(frozen=True, slots=True)
+class _Required:
+    """What the pod requires of a node, read from its spec once per cycle."""
+
+    selector: tuple[tuple[str, Any], ...]
+    terms: list[Obj] | None
+
+
+REJECTED = unschedulable(REASON, resolvable=False)
+
+
+def _required(pod: Obj) -> _Required:
+    spec = pod.get("spec") or {}
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    return _Required(tuple((spec.get("nodeSelector") or {}).items()), required.get("nodeSelectorTerms"))
+
+
+def _preferred(pod: Obj) -> list[Obj]:
+    prefs: list[Obj] = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "preferredDuringSchedulingIgnoredDuringExecution") or []
+    return prefs
+
+
 class NodeAffinity:
     NAME: ClassVar[str] = "NodeAffinity"
+    _STATE: ClassVar[str] = "NodeAffinity/required"
+
+    def pre_filter(self, ctx: CycleContext) -> Status:
+        """Parse nodeSelector and required terms once; skip the filter for pods that have neither."""
+        required = _required(ctx.pod)
+        ctx.cache[self._STATE] = required
+        return SKIP if not required.selector and required.terms is None else SUCCESS
 
     def filter(self, ctx: CycleContext, node: NodeInfo) -> Status:
-        spec = ctx.pod.get("spec") or {}
+        required: _Required | None = ctx.cache.get(self._STATE)
+        if required is None:
+            required = _required(ctx.pod)
+            ctx.cache[self._STATE] = required
         labels = node.labels
-        for k, v in (spec.get("nodeSelector") or {}).items():
+        for k, v in required.selector:
             if labels.get(k) != v:
-                return unschedulable(REASON, resolvable=False)
-        required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
-                    .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
-        terms = required.get("nodeSelectorTerms")
+                return REJECTED
+        terms = required.terms
         if terms is not None and not any(term_matches(t, node) for t in terms):
-            return unschedulable(REASON, resolvable=False)
+            return REJECTED
         return SUCCESS
 
+    def pre_score(self, ctx: CycleContext) -> Status:
+        return SUCCESS if _preferred(ctx.pod) else SKIP
+
     def score(self, ctx: CycleContext, node: NodeInfo) -> int:
-        prefs = (((ctx.pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "preferredDuringSchedulingIgnoredDuringExecution") or []
+        prefs = _preferred(ctx.pod)
         if not prefs:
             return 0
         if self.NAME not in ctx.cache:

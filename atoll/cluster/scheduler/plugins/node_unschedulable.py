@@ -7,16 +7,17 @@ from typing import ClassVar
 from atoll.cluster.scheduler.framework import SUCCESS, CycleContext, NodeInfo, Status, unschedulable
 
 TAINT_KEY = "node.kubernetes.io/unschedulable"
+REJECTED = unschedulable("node(s) were unschedulable", resolvable=False)
 
 
 class NodeUnschedulable:
     NAME: ClassVar[str] = "NodeUnschedulable"
 
     def filter(self, ctx: CycleContext, node: NodeInfo) -> Status:
-        if not (node.node.get("spec") or {}).get("unschedulable"):
+        if not node.unschedulable:  # the common case: one attribute read, the pod is not looked at
             return SUCCESS
         for t in (ctx.pod.get("spec") or {}).get("tolerations") or []:
             if t.get("key") == TAINT_KEY and t.get("effect") in ("", None, "NoSchedule") \
                     and t.get("operator", "Equal") in ("Exists", "Equal"):
                 return SUCCESS
-        return unschedulable("node(s) were unschedulable", resolvable=False)
+        return REJECTED

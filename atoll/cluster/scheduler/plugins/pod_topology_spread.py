@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from atoll.api.selectors import LabelSelector
-from atoll.cluster.scheduler.framework import SUCCESS, CycleContext, NodeInfo, Status, unschedulable
+from atoll.cluster.scheduler.framework import SKIP, SUCCESS, CycleContext, NodeInfo, Status, unschedulable
 
 Obj = dict[str, Any]
 REASON = "node(s) didn't match pod topology spread constraints"
+MISSING_LABEL = unschedulable("node(s) didn't match pod topology spread constraints (missing required label)",
+                              resolvable=False)
+SKEWED = unschedulable(REASON)
 
 
 def _constraints(pod: Obj, mode: str) -> list[Obj]:
@@ -27,7 +31,7 @@ def _counts(ctx: CycleContext, constraint: Obj) -> Counter[str]:
         if domain is None:
             continue
         counts.setdefault(domain, 0)
-        for p in node.pods:
+        for p in node.pod_objects():
             md = p.get("metadata") or {}
             if md.get("namespace") == ns and not md.get("deletionTimestamp") \
                     and selector.matches(md.get("labels") or {}):
@@ -35,39 +39,66 @@ def _counts(ctx: CycleContext, constraint: Obj) -> Counter[str]:
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class _Required:
+    """One DoNotSchedule constraint as a cycle needs it: parsed once, counted once."""
+
+    topology_key: str
+    max_skew: int
+    self_match: int
+    counts: Counter[str]
+    minimum: int
+
+
 class PodTopologySpread:
     NAME: ClassVar[str] = "PodTopologySpread"
+    _STATE: ClassVar[str] = "PodTopologySpread/filter"
+    _SCORE: ClassVar[str] = "PodTopologySpread/score"
+
+    def _required(self, ctx: CycleContext) -> list[_Required]:
+        """The pod's DoNotSchedule constraints with the matching pods per domain (PreFilter state)."""
+        cached: list[_Required] | None = ctx.cache.get(self._STATE)
+        if cached is None:
+            labels = (ctx.pod.get("metadata") or {}).get("labels") or {}
+            cached = []
+            for c in _constraints(ctx.pod, "DoNotSchedule"):
+                counts = _counts(ctx, c)
+                self_match = LabelSelector.from_dict(c.get("labelSelector")).matches(labels)
+                cached.append(_Required(c.get("topologyKey", ""), int(c.get("maxSkew", 1)), 1 if self_match else 0,
+                                        counts, min(counts.values(), default=0)))
+            ctx.cache[self._STATE] = cached
+        return cached
+
+    def pre_filter(self, ctx: CycleContext) -> Status:
+        return SUCCESS if self._required(ctx) else SKIP
 
     def filter(self, ctx: CycleContext, node: NodeInfo) -> Status:
-        for i, c in enumerate(_constraints(ctx.pod, "DoNotSchedule")):
-            domain = node.labels.get(c.get("topologyKey", ""))
+        labels = node.labels
+        for c in self._required(ctx):
+            domain = labels.get(c.topology_key)
             if domain is None:
-                return unschedulable("node(s) didn't match pod topology spread constraints (missing required "
-                                     "label)", resolvable=False)
-            cache_key = f"{self.NAME}/filter/{i}"
-            counts = ctx.cache.get(cache_key)
-            if counts is None:
-                counts = _counts(ctx, c)
-                ctx.cache[cache_key] = counts
-            self_match = LabelSelector.from_dict(c.get("labelSelector")).matches(
-                (ctx.pod.get("metadata") or {}).get("labels") or {})
-            minimum = min(counts.values(), default=0)
-            if counts.get(domain, 0) + (1 if self_match else 0) - minimum > int(c.get("maxSkew", 1)):
-                return unschedulable(REASON)
+                return MISSING_LABEL
+            if c.counts.get(domain, 0) + c.self_match - c.minimum > c.max_skew:
+                return SKEWED
         return SUCCESS
 
+    def pre_score(self, ctx: CycleContext) -> Status:
+        return SUCCESS if (ctx.pod.get("spec") or {}).get("topologySpreadConstraints") else SKIP
+
+    def _scoring(self, ctx: CycleContext) -> tuple[list[tuple[str, Counter[str]]], int]:
+        """Every constraint's key and counts, and the sum of their largest domains (PreScore state)."""
+        cached: tuple[list[tuple[str, Counter[str]]], int] | None = ctx.cache.get(self._SCORE)
+        if cached is None:
+            constraints = _constraints(ctx.pod, "ScheduleAnyway") + _constraints(ctx.pod, "DoNotSchedule")
+            counted = [(c.get("topologyKey", ""), _counts(ctx, c)) for c in constraints]
+            cached = (counted, sum(max(counts.values(), default=0) for _, counts in counted))
+            ctx.cache[self._SCORE] = cached
+        return cached
+
     def score(self, ctx: CycleContext, node: NodeInfo) -> int:
-        constraints = _constraints(ctx.pod, "ScheduleAnyway") + _constraints(ctx.pod, "DoNotSchedule")
-        if not constraints:
+        counted, worst = self._scoring(ctx)
+        if not counted:
             return 0
-        total = 0
-        worst = 0
-        for i, c in enumerate(constraints):
-            cache_key = f"{self.NAME}/score/{i}"
-            counts = ctx.cache.get(cache_key)
-            if counts is None:
-                counts = _counts(ctx, c)
-                ctx.cache[cache_key] = counts
-            total += counts.get(node.labels.get(c.get("topologyKey", ""), ""), 0)
-            worst += max(counts.values(), default=0)
+        labels = node.labels
+        total = sum(counts.get(labels.get(key, ""), 0) for key, counts in counted)
         return 100 if worst == 0 else int(100 * (worst - total) / worst)

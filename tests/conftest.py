@@ -59,6 +59,30 @@ def start_apiserver(state_dir: Path, *, storage: str = "", name: str = "atoll",
     return RunningServer(url=url, kubeconfig=state_dir / "kubeconfig", state_dir=state_dir, process=proc)
 
 
+def start_cluster(state_dir: Path, *, name: str = "atoll", nodes: int = 2, runtime: str = "process",
+                  extra: tuple[str, ...] = (), timeout: float = 90) -> RunningServer:
+    """Start ``atoll cluster run`` (a whole member cluster) as a real process; returns when nodes are Ready."""
+    args = [sys.executable, "-m", "atoll.cli.main", "cluster", "run", "--name", name, "--nodes", str(nodes),
+            "--runtime", runtime, "--state-dir", str(state_dir), *extra]
+    log = open(state_dir.parent / f"{state_dir.name}.log", "w")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "ready at" in line or not line:
+            break
+    if "ready at" not in line:
+        proc.kill()
+        log.close()
+        raise RuntimeError(f"cluster did not start: {line!r}; see {log.name}:\n"
+                           + (state_dir.parent / f"{state_dir.name}.log").read_text()[-3000:])
+    url = line.split("ready at ", 1)[1].split(" ", 1)[0]
+    return RunningServer(url=url, kubeconfig=state_dir / "kubeconfig", state_dir=state_dir, process=proc)
+
+
 def stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.terminate()

@@ -26,7 +26,7 @@ from atoll import __version__
 from atoll.api.builtin import new_registry
 from atoll.api.errors import APIError, InternalError, NotFound, Unauthorized
 from atoll.apiserver import security
-from atoll.apiserver.admission import NamespaceLifecycle
+from atoll.apiserver.admission import DefaultTolerationSeconds, NamespaceLifecycle, ServiceAccountAdmission
 from atoll.apiserver.allocation import ServiceAllocation
 from atoll.apiserver.customresources import CustomResources
 from atoll.apiserver.discovery import Discovery, wants_aggregated
@@ -129,6 +129,8 @@ class APIServer:
         self.openapi = OpenAPIBuilder(self.resources)
         self.custom = CustomResources(objects)
         objects.admission.append(NamespaceLifecycle(objects))
+        objects.admission.append(ServiceAccountAdmission())
+        objects.admission.append(DefaultTolerationSeconds())
         self.allocation = ServiceAllocation(objects, service_cidr=cfg.service_cidr,
                                             node_port_range=cfg.node_port_range)
         objects.admission.append(self.allocation)

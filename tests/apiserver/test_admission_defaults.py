@@ -20,8 +20,10 @@ from tests.conftest import RunningServer, require_kubectl
 
 Obj = dict[str, Any]
 RESOURCES = new_registry()
-PODS = RESOURCES.get("", "v1", "pods")
-DEPLOYMENTS = RESOURCES.get("apps", "v1", "deployments")
+_pods = RESOURCES.get("", "v1", "pods")
+_deployments = RESOURCES.get("apps", "v1", "deployments")
+assert _pods is not None and _deployments is not None
+PODS, DEPLOYMENTS = _pods, _deployments
 
 
 def new_pod(spec: Obj | None = None, annotations: dict[str, str] | None = None) -> Obj:
@@ -104,10 +106,10 @@ async def test_service_account_admission_ignores_updates() -> None:
 def test_pods_created_through_kubectl_get_both_defaults(apiserver: RunningServer) -> None:
     require_kubectl()
     apiserver.kubectl("create", "namespace", "admission-defaults")
-    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": "admission-defaults"},
+    manifest: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain", "namespace": "admission-defaults"},
                 "spec": {"containers": [{"name": "c", "image": "echo"}]}}
     apiserver.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-    own = {**manifest, "metadata": {"name": "own", "namespace": "admission-defaults"},
+    own: Obj = {**manifest, "metadata": {"name": "own", "namespace": "admission-defaults"},
            "spec": {**manifest["spec"], "serviceAccountName": "builder",
                     "tolerations": [{"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute",
                                      "tolerationSeconds": 7}]}}

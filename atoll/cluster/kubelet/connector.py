@@ -1,0 +1,778 @@
+"""Node-served pod subresources — ``pods/log`` and ``pods/exec`` — answered inside the API server.
+
+In kube, kube-apiserver validates the request (container name, node assignment) and then
+proxies it to the node's kubelet (``/containerLogs``, ``/exec``), which reads the CRI log
+file or asks the container runtime to run a command. An Atoll member cluster runs its API
+server and all of its kubelets in one process, so the proxy hop is a function call: the
+:class:`KubeletConnector` plugs into :attr:`atoll.apiserver.subresources.Subresources.node_connector`,
+does kube-apiserver's validation, finds the node's :class:`PodAccess` and does the kubelet's
+part itself:
+
+* ``pods/log`` reads the CRI-format log file (``<RFC3339Nano> <stdout|stderr> <F|P> <text>``),
+  joins partial records into lines and applies ``tailLines``, ``sinceSeconds``/``sinceTime``,
+  ``timestamps``, ``limitBytes`` and ``stream``; with ``follow`` it keeps polling the file until
+  the container instance stops running or the client goes away.
+* ``pods/exec`` speaks the WebSocket remote-command protocols ``v5.channel.k8s.io`` (what kubectl
+  1.32 asks for) and ``v4.channel.k8s.io`` (the official Python client): one binary message per
+  chunk, its first byte the channel (0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize;
+  v5 adds 255 to half-close a stream), and at the end on channel 3 the ``Status`` from which
+  the client takes the command's exit code. SPDY (kubectl's fallback when the WebSocket upgrade
+  fails) is not served: the request is refused with a 400 ``Status``.
+
+``pods/attach`` and ``pods/portforward`` are refused with a 400 (no PodAccess operation backs them).
+The pure pieces (CRI parsing, line joining, tail/since/limit selection, the exec exit ``Status``)
+are module functions and small classes so they can be tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import io
+import logging
+import os
+import re
+import struct
+import termios
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+from aiohttp import WSMsgType, web
+from multidict import MultiMapping
+
+from atoll.api.errors import APIError, BadRequest, MethodNotAllowed, NotFound, field_error, invalid
+
+logger = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+POLL_INTERVAL = 0.1
+"""How often a following log reader looks for new lines and for the container's end."""
+READ_CHUNK = 64 * 1024
+OUTPUT_CHUNK = 32 * 1024
+"""Exec output is forwarded in messages of at most this size (client-go reads 32 KiB buffers)."""
+STDIN_BACKLOG = 256
+"""Stdin messages buffered while the command is not reading; beyond it the client is held back."""
+
+
+class PodAccess(Protocol):
+    """What one node offers for node-served pod subresources (kubelet's /containerLogs and /exec)."""
+
+    node_name: str
+
+    def log_path(self, pod_uid: str, container: str, *, previous: bool = False) -> Path | None:
+        """The log file of the container's current (or previous) instance; None if there is none."""
+        ...
+
+    def is_running(self, pod_uid: str, container: str) -> bool:
+        """Whether the container's current instance is running (a following reader stops when it is not)."""
+        ...
+
+    async def exec(self, pod_uid: str, container: str, command: list[str], *, tty: bool = False
+                   ) -> asyncio.subprocess.Process:
+        """Start ``command`` in the container's context (its env incl. POD_IP, workingDir, limits) with
+        stdin/stdout/stderr pipes (with ``tty``: a pseudo-terminal on all three, exposed the same way).
+        Raises ``atoll.api.errors.NotFound`` if the container is unknown, ``BadRequest`` if not running."""
+        ...
+
+
+Lookup = Callable[[str], PodAccess | None]
+"""Node name → that node's PodAccess (None for unknown nodes and nodes without a pod runtime)."""
+
+
+# -- query parameters -------------------------------------------------------------------
+def query_bool(query: Mapping[str, str], name: str) -> bool:
+    """A boolean query parameter as kube-apiserver converts it (``1``, ``true``, ``True``... are true)."""
+    value = query.get(name)
+    if value is None:
+        return False
+    return value.strip().lower() not in ("0", "f", "false", "n", "no", "")
+
+
+def query_int(query: Mapping[str, str], name: str) -> int | None:
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f'strconv.ParseInt: parsing "{value}": invalid syntax (query parameter {name})') from None
+
+
+# -- timestamps -----------------------------------------------------------------------
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
+
+
+def parse_rfc3339_nanos(text: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 timestamp with up to nanosecond precision.
+
+    ``datetime`` stops at microseconds, and CRI runtimes write nanoseconds; ordering
+    ``sinceTime`` against log lines needs all of them.
+    """
+    m = _RFC3339.match(text)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    frac, zone = m.group(7) or "", m.group(8)
+    offset = 0
+    if zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        offset = sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    seconds = int(dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC).timestamp()) - offset
+    return seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+
+
+def format_rfc3339_nano(nanos: int) -> str:
+    """Go's ``time.RFC3339Nano`` in UTC, as the kubelet prints ``timestamps`` (trailing zeros dropped)."""
+    seconds, frac = divmod(nanos, 1_000_000_000)
+    base = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{frac:09d}".rstrip("0")
+    return f"{base}.{digits}Z" if digits else f"{base}Z"
+
+
+# -- the CRI log format -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CRIRecord:
+    """One line of a CRI log file: a full line of output, or one fragment of a long one."""
+
+    nanos: int
+    stream: str
+    partial: bool
+    text: bytes
+
+
+def parse_cri_line(line: bytes) -> CRIRecord | None:
+    """Parse ``<timestamp> <stream> <F|P> <text>`` (without the newline); None for a malformed line.
+
+    The kubelet skips lines it cannot parse instead of failing the whole request; so do we.
+    The text may be empty (``... stdout F ``, or with the last space missing: an empty line).
+    """
+    parts = line.split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    stamp, stream, tag = parts[0], parts[1], parts[2]
+    if stream not in (b"stdout", b"stderr") or tag not in (b"F", b"P"):
+        return None
+    try:
+        nanos = parse_rfc3339_nanos(stamp.decode("ascii"))
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        return None
+    return CRIRecord(nanos, stream.decode(), tag == b"P", parts[3] if len(parts) == 4 else b"")
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A logical line of output: partial records joined, stamped with its first fragment's time."""
+
+    nanos: int
+    stream: str
+    text: bytes
+    complete: bool = True
+    """False for fragments still waiting for their end when the log stops (printed without a newline)."""
+
+
+class LineJoiner:
+    """Joins ``P`` (partial) records with the ``F`` record that ends them, per stream.
+
+    The runtime splits long lines into fragments of its buffer size; readers want the line.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[CRIRecord]] = {}
+
+    def feed(self, record: CRIRecord) -> LogLine | None:
+        pending = self._pending.get(record.stream)
+        if record.partial:
+            self._pending.setdefault(record.stream, []).append(record)
+            return None
+        if not pending:
+            return LogLine(record.nanos, record.stream, record.text)
+        del self._pending[record.stream]
+        return LogLine(pending[0].nanos, record.stream, b"".join(r.text for r in pending) + record.text)
+
+    def flush(self) -> list[LogLine]:
+        """Fragments whose end never came, as incomplete lines (oldest first)."""
+        lines = [LogLine(frags[0].nanos, stream, b"".join(r.text for r in frags), complete=False)
+                 for stream, frags in self._pending.items() if frags]
+        self._pending.clear()
+        return sorted(lines, key=lambda line: line.nanos)
+
+
+# -- log options ------------------------------------------------------------------------
+STREAMS = {"All": frozenset({"stdout", "stderr"}), "Stdout": frozenset({"stdout"}),
+           "Stderr": frozenset({"stderr"})}
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """kube's ``PodLogOptions`` as the kubelet applies them to one container's log."""
+
+    container: str
+    follow: bool = False
+    previous: bool = False
+    timestamps: bool = False
+    tail_lines: int | None = None
+    limit_bytes: int | None = None
+    since_nanos: int | None = None
+    streams: frozenset[str] = STREAMS["All"]
+
+
+def log_options(query: Mapping[str, str], *, pod_name: str, container: str, now_nanos: int) -> LogOptions:
+    """Decode and validate the query of ``GET pods/log`` (kube's ``ValidatePodLogOptions``)."""
+    tail = query_int(query, "tailLines")
+    limit = query_int(query, "limitBytes")
+    since_seconds = query_int(query, "sinceSeconds")
+    since_time = query.get("sinceTime") or None
+    stream = query.get("stream") or None
+    causes: list[dict[str, str]] = []
+    if tail is not None and tail < 0:
+        causes.append(field_error("tailLines", f"Invalid value: {tail}: must be greater than or equal to 0"))
+    if limit is not None and limit < 1:
+        causes.append(field_error("limitBytes", f"Invalid value: {limit}: must be greater than 0"))
+    if since_seconds is not None and since_time is not None:
+        causes.append(field_error("", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
+                                  reason="FieldValueForbidden"))
+    elif since_seconds is not None and since_seconds < 1:
+        causes.append(field_error("sinceSeconds", f"Invalid value: {since_seconds}: must be greater than 0"))
+    if stream is not None:
+        if stream not in STREAMS:
+            causes.append(field_error("stream", f'Unsupported value: "{stream}": supported values: "All", '
+                                      '"Stderr", "Stdout"', reason="FieldValueNotSupported"))
+        elif stream != "All" and tail is not None:
+            causes.append(field_error("", "Forbidden: `tailLines` and specific `stream` are mutually exclusive "
+                                      "for now", reason="FieldValueForbidden"))
+    if causes:
+        raise invalid("PodLogOptions", pod_name, causes)
+    since: int | None = None
+    if since_seconds is not None:
+        since = now_nanos - since_seconds * 1_000_000_000
+    elif since_time is not None:
+        try:
+            since = parse_rfc3339_nanos(since_time)
+        except ValueError:
+            raise BadRequest(f'parsing time "{since_time}" as "2006-01-02T15:04:05Z07:00": cannot parse') from None
+    return LogOptions(container=container, follow=query_bool(query, "follow"),
+                      previous=query_bool(query, "previous"), timestamps=query_bool(query, "timestamps"),
+                      tail_lines=tail, limit_bytes=limit, since_nanos=since,
+                      streams=STREAMS[stream or "All"])
+
+
+class LogRenderer:
+    """Turns CRI log bytes, fed in arbitrary chunks, into what ``pods/log`` answers.
+
+    Incremental, so one instance serves a plain read, a tail and a follow alike: ``feed``
+    returns the output for every line completed so far, ``finish`` the rest once the log ends.
+    ``tailLines`` is not applied here (see :func:`tail_offset`: the reader starts late instead).
+    """
+
+    def __init__(self, options: LogOptions) -> None:
+        self.options = options
+        self._joiner = LineJoiner()
+        self._carry = b""
+        self._remaining = options.limit_bytes
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether ``limitBytes`` has been reached (nothing more will be produced)."""
+        return self._remaining is not None and self._remaining <= 0
+
+    def feed(self, data: bytes) -> bytes:
+        if self.exhausted:
+            return b""
+        data = self._carry + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._carry = data
+            return b""
+        self._carry = data[cut + 1:]
+        out: list[bytes] = []
+        for raw in data[:cut].split(b"\n"):
+            record = parse_cri_line(raw)
+            if record is None or record.stream not in self.options.streams:
+                continue
+            line = self._joiner.feed(record)
+            if line is not None:
+                out.append(self._render(line))
+        return self._limit(b"".join(out))
+
+    def finish(self) -> bytes:
+        """Output of fragments whose final record never came (a trailing unterminated record is ignored)."""
+        if self.exhausted:
+            return b""
+        return self._limit(b"".join(self._render(line) for line in self._joiner.flush()))
+
+    def _render(self, line: LogLine) -> bytes:
+        if self.options.since_nanos is not None and line.nanos < self.options.since_nanos:
+            return b""
+        text = line.text + b"\n" if line.complete else line.text
+        if self.options.timestamps:
+            return format_rfc3339_nano(line.nanos).encode() + b" " + text
+        return text
+
+    def _limit(self, out: bytes) -> bytes:
+        if self._remaining is None:
+            return out
+        out = out[:self._remaining]
+        self._remaining -= len(out)
+        return out
+
+
+def render_log(data: bytes, options: LogOptions) -> bytes:
+    """The whole answer for a complete log held in memory (tail included); for tests and small logs."""
+    buf = io.BytesIO(data)
+    start = tail_offset(buf, options.tail_lines) if options.tail_lines is not None else 0
+    renderer = LogRenderer(options)
+    return renderer.feed(data[start:]) + renderer.finish()
+
+
+def tail_offset(f: IO[bytes], lines: int, *, block: int = READ_CHUNK) -> int:
+    """The file offset from which a reader sees only the last ``lines`` logical lines.
+
+    Scans backwards a block at a time, so tailing a large log reads only its end. A logical
+    line ends with an ``F`` record; the offset is just after the ``F`` that ends the line
+    before the wanted ones, so their partial records are included. Records after the last
+    ``F`` (a line still being written) are included too.
+    """
+    size = f.seek(0, os.SEEK_END)
+    base = size
+    buf = b""
+    end: int | None = None  # index in buf of the newline ending the record under examination
+    found = 0
+    while True:
+        if end is None:
+            nl = buf.rfind(b"\n")
+            if nl >= 0:
+                end = nl
+                continue
+        else:
+            prev = buf.rfind(b"\n", 0, end)
+            if prev >= 0 or base == 0:
+                record = parse_cri_line(buf[prev + 1:end])
+                if record is not None and not record.partial:
+                    if found == lines:
+                        return base + end + 1
+                    found += 1
+                if prev < 0:
+                    return 0
+                end = prev
+                buf = buf[:end + 1] if len(buf) > 4 * block else buf
+                continue
+        if base == 0:
+            return 0
+        start = max(0, base - block)
+        f.seek(start)
+        data = f.read(base - start)
+        buf = data + buf
+        if end is not None:
+            end += len(data)
+        base = start
+
+
+# -- exec -------------------------------------------------------------------------------
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+PROTOCOL_V5 = "v5.channel.k8s.io"
+PROTOCOL_V4 = "v4.channel.k8s.io"
+EXEC_PROTOCOLS = (PROTOCOL_V5, PROTOCOL_V4)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOptions:
+    """kube's ``PodExecOptions`` after the kubelet's rules (no stderr stream with a TTY)."""
+
+    container: str
+    command: tuple[str, ...]
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+    tty: bool = False
+
+
+def exec_options(query: MultiMapping[str], *, container: str) -> ExecOptions:
+    """Decode ``pods/exec``'s query (``command`` repeated) with kube's checks."""
+    command = tuple(query.getall("command", []))
+    stdin, stdout, stderr = (query_bool(query, n) for n in ("stdin", "stdout", "stderr"))
+    tty = query_bool(query, "tty")
+    if not (stdin or stdout or stderr):
+        raise BadRequest("you must specify at least 1 of stdin, stdout, stderr")
+    if not command:
+        raise BadRequest("you must specify at least one command for the container")
+    return ExecOptions(container, command, stdin=stdin, stdout=stdout, stderr=stderr and not tty, tty=tty)
+
+
+def negotiate_protocol(header: str | None) -> str | None:
+    """The first of the client's sub-protocols (in its order of preference) that we speak."""
+    for proto in (p.strip() for p in (header or "").split(",")):
+        if proto in EXEC_PROTOCOLS:
+            return proto
+    return None
+
+
+def exit_code(returncode: int) -> int:
+    """A shell-style exit code: 128 + N for a command killed by signal N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def exit_status(returncode: int, command: Iterable[str]) -> Obj:
+    """The ``Status`` the kubelet writes on the error channel when the command ends.
+
+    client-go turns ``NonZeroExitCode`` with an ``ExitCode`` cause into ``CodeExitError``,
+    which is how ``kubectl exec`` exits with the command's code.
+    """
+    code = exit_code(returncode)
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure",
+            "message": f"command terminated with non-zero exit code: error executing command "
+                       f"[{' '.join(command)}], exit code {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def error_status(err: APIError) -> Obj:
+    """An error met after the upgrade, in the form the error channel carries."""
+    status = err.to_status()
+    status.pop("kind", None)
+    status.pop("apiVersion", None)
+    return status
+
+
+class ExecSession:
+    """One exec over one WebSocket: pumps the process's output out, the client's stdin in.
+
+    It ends when the command has exited and its output is drained (the exit ``Status`` goes
+    out on channel 3, then a normal close — client-go reads the error channel to EOF), or
+    when the client goes away (the command is killed: nobody can read its output anymore).
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, proc: asyncio.subprocess.Process, options: ExecOptions,
+                 protocol: str) -> None:
+        self.ws = ws
+        self.proc = proc
+        self.options = options
+        self.protocol = protocol
+        self._send_lock = asyncio.Lock()
+        self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue(STDIN_BACKLOG)
+
+    async def run(self) -> int | None:
+        """Serve the session; the command's exit code, or None if the client left first."""
+        if not self.options.stdin:
+            self._close_stdin_now()
+        finished = asyncio.create_task(self._outputs_then_exit(), name="exec-outputs")
+        client = asyncio.create_task(self._read_client(), name="exec-client")
+        tasks: list[asyncio.Task[Any]] = [finished, client,
+                                          asyncio.create_task(self._write_stdin(), name="exec-stdin")]
+        try:
+            done, _ = await asyncio.wait({finished, client}, return_when=asyncio.FIRST_COMPLETED)
+            if finished in done:
+                returncode = finished.result()
+                client.cancel()
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await self._send(ERROR, orjson.dumps(exit_status(returncode, self.options.command)))
+                    await self.ws.close()
+                return exit_code(returncode)
+            logger.debug("exec client left before %s ended; killing it", self.options.command)
+            return None
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.proc.wait(), 5)
+            if not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await self.ws.close()
+
+    async def _send(self, channel: int, data: bytes) -> None:
+        async with self._send_lock:
+            await self.ws.send_bytes(bytes((channel,)) + data)
+
+    async def _pump(self, reader: asyncio.StreamReader, channel: int, forward: bool) -> None:
+        """Copy one output stream to its channel until EOF (a terminal's EIO after exit is EOF too)."""
+        while True:
+            try:
+                data = await reader.read(OUTPUT_CHUNK)
+            except OSError:
+                return
+            if not data:
+                return
+            if forward and not self.ws.closed:
+                try:
+                    await self._send(channel, data)
+                except (ConnectionError, RuntimeError):
+                    forward = False  # keep draining so the command does not block on a full pipe
+
+    async def _outputs_then_exit(self) -> int:
+        proc, opts = self.proc, self.options
+        pumps: list[Any] = []
+        if proc.stdout is not None:
+            pumps.append(self._pump(proc.stdout, STDOUT, opts.stdout))
+        if proc.stderr is not None and proc.stderr is not proc.stdout:
+            # With a TTY, anything the runtime gives apart goes to the terminal's channel.
+            pumps.append(self._pump(proc.stderr, STDOUT if opts.tty else STDERR,
+                                    opts.stdout if opts.tty else opts.stderr))
+        await asyncio.gather(*pumps)
+        return await proc.wait()
+
+    async def _read_client(self) -> None:
+        while True:
+            msg = await self.ws.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            data: bytes = msg.data
+            channel, payload = data[0], data[1:]
+            if channel == STDIN and self.options.stdin:
+                if payload:
+                    await self._stdin.put(payload)
+            elif channel == RESIZE and self.options.tty:
+                self._resize(payload)
+            elif channel == CLOSE and self.protocol == PROTOCOL_V5 and payload[:1] == bytes((STDIN,)):
+                await self._stdin.put(None)
+
+    async def _write_stdin(self) -> None:
+        stdin = self.proc.stdin
+        if stdin is None:
+            return
+        while True:
+            data = await self._stdin.get()
+            try:
+                if data is None:
+                    if self.options.tty:
+                        stdin.write(b"\x04")  # end of input on a terminal is ^D, not a closed master
+                        await stdin.drain()
+                    else:
+                        stdin.close()
+                    return
+                stdin.write(data)
+                await stdin.drain()
+            except (ConnectionError, OSError, RuntimeError):
+                return  # the command closed its stdin or exited: the rest of the input is dropped
+
+    def _close_stdin_now(self) -> None:
+        if self.proc.stdin is not None and not self.options.tty:
+            with contextlib.suppress(Exception):
+                self.proc.stdin.close()
+
+    def _resize(self, payload: bytes) -> None:
+        """Apply a ``{"Width":..,"Height":..}`` resize to the terminal (the kernel signals SIGWINCH)."""
+        try:
+            size = orjson.loads(payload)
+            width, height = int(size.get("Width") or 0), int(size.get("Height") or 0)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            logger.debug("ignoring malformed resize message %r", payload[:100])
+            return
+        stdin = self.proc.stdin
+        pipe = stdin.transport.get_extra_info("pipe") if stdin is not None else None
+        if pipe is None or width <= 0 or height <= 0:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.ioctl(pipe.fileno(), termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+# -- the connector ----------------------------------------------------------------------
+def container_names(pod: Obj) -> list[str]:
+    """Containers in kube's visiting order: init containers, containers, ephemeral containers."""
+    spec = pod.get("spec") or {}
+    return [str(c.get("name")) for key in ("initContainers", "containers", "ephemeralContainers")
+            for c in spec.get(key) or [] if isinstance(c, dict) and c.get("name")]
+
+
+def validate_container(pod: Obj, container: str) -> str:
+    """kube-apiserver's container choice: the only one when unnamed, otherwise it must exist."""
+    name = pod["metadata"]["name"]
+    if not container:
+        spec_containers = (pod.get("spec") or {}).get("containers") or []
+        if len(spec_containers) == 1:
+            return str(spec_containers[0].get("name"))
+        if not spec_containers:
+            raise BadRequest(f"a container name must be specified for pod {name}")
+        raise BadRequest(f"a container name must be specified for pod {name}, "
+                         f"choose one of: [{' '.join(container_names(pod))}]")
+    if container not in container_names(pod):
+        raise BadRequest(f"container {container} is not valid for pod {name}")
+    return container
+
+
+def _container_status(pod: Obj, container: str) -> Obj | None:
+    status = pod.get("status") or {}
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for cs in status.get(key) or []:
+            if isinstance(cs, dict) and cs.get("name") == container:
+                return cs
+    return None
+
+
+def missing_log_error(pod: Obj, container: str) -> BadRequest:
+    """The kubelet's explanation for a container that has no log (yet)."""
+    name = pod["metadata"]["name"]
+    state = (_container_status(pod, container) or {}).get("state") or {}
+    if "waiting" in state:
+        reason = (state.get("waiting") or {}).get("reason") or ""
+        return BadRequest(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+    if "terminated" in state:
+        return BadRequest(f'container "{container}" in pod "{name}" is terminated')
+    return BadRequest(f'container "{container}" in pod "{name}" is not available')
+
+
+class KubeletConnector:
+    """The API server's :class:`~atoll.apiserver.subresources.NodeConnector` for a member cluster.
+
+    Wire it with ``api_server.subresources.node_connector = KubeletConnector(lookup)`` where
+    ``lookup(node_name)`` returns that node's :class:`PodAccess` (the kubelet), or None.
+    """
+
+    def __init__(self, lookup: Lookup, *, poll_interval: float = POLL_INTERVAL) -> None:
+        self.lookup = lookup
+        self.poll_interval = poll_interval
+        self.active = {"log": 0, "exec": 0}
+        """Streams being served now, by subresource (for metrics, and for tests to see them end)."""
+
+    async def handle(self, request: web.Request, pod: Obj, subresource: str) -> web.StreamResponse:
+        if subresource == "log":
+            if request.method != "GET":
+                raise MethodNotAllowed(f"{request.method} is not supported on pods/log")
+            return await self.logs(request, pod)
+        if subresource == "exec":
+            if request.method not in ("GET", "POST"):
+                raise MethodNotAllowed(f"{request.method} is not supported on pods/exec")
+            return await self.exec(request, pod)
+        if subresource in ("attach", "portforward"):
+            self._node_access(pod, verb=subresource)
+            raise BadRequest(f"pods/{subresource} is not supported by this cluster's nodes "
+                             "(use pods/exec or pods/log)")
+        raise NotFound(f"the server could not find the requested resource ( pods/{subresource} "
+                       f"{pod['metadata']['name']})")
+
+    def _node_access(self, pod: Obj, *, verb: str) -> PodAccess:
+        name = pod["metadata"]["name"]
+        node = (pod.get("spec") or {}).get("nodeName") or ""
+        if not node:
+            raise BadRequest(f"pod {name} does not have a host assigned")
+        access = self.lookup(node)
+        if access is None:
+            raise BadRequest(f'node "{node}" of pod {name} does not serve {verb}: it runs no pod processes '
+                             "(a simulated node, or a node this cluster does not host)")
+        return access
+
+    # -- logs ---------------------------------------------------------------------------
+    async def logs(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        query = request.query
+        name = pod["metadata"]["name"]
+        container = validate_container(pod, query.get("container", ""))
+        options = log_options(query, pod_name=name, container=container, now_nanos=time.time_ns())
+        if not (pod.get("spec") or {}).get("nodeName"):
+            # kube-apiserver answers an unscheduled pod's log with an empty stream.
+            return web.Response(body=b"", content_type="text/plain")
+        access = self._node_access(pod, verb="container logs")
+        uid = str(pod["metadata"].get("uid") or "")
+        path = access.log_path(uid, container, previous=options.previous)
+        if path is None:
+            if options.previous:
+                raise BadRequest(f'previous terminated container "{container}" in pod "{name}" not found')
+            raise missing_log_error(pod, container)
+        try:
+            f = path.open("rb")
+        except FileNotFoundError:
+            raise missing_log_error(pod, container) from None
+        with f:
+            start = tail_offset(f, options.tail_lines) if options.tail_lines is not None else 0
+            f.seek(start)
+            resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache"})
+            await resp.prepare(request)
+            self.active["log"] += 1
+            try:
+                await self._stream_log(request, resp, f, options, access, uid, path)
+                await resp.write_eof()
+            except ConnectionError:
+                logger.debug("log reader of %s/%s went away", name, container)
+            finally:
+                self.active["log"] -= 1
+        return resp
+
+    async def _stream_log(self, request: web.Request, resp: web.StreamResponse, f: IO[bytes],
+                          options: LogOptions, access: PodAccess, uid: str, path: Path) -> None:
+        renderer = LogRenderer(options)
+        follow = options.follow and not options.previous
+        last_pass = not follow
+        while True:
+            data = f.read(READ_CHUNK)
+            if data:
+                out = renderer.feed(data)
+                if out:
+                    await resp.write(out)
+                if renderer.exhausted:
+                    return
+                await asyncio.sleep(0)  # a large log must not hold the loop
+                continue
+            if last_pass:
+                break
+            if request.transport is None or request.transport.is_closing():
+                return
+            if not self._still_current(access, uid, options.container, path):
+                last_pass = True  # one more read: lines written just before the end
+                continue
+            await asyncio.sleep(self.poll_interval)
+        out = renderer.finish()
+        if out:
+            await resp.write(out)
+
+    @staticmethod
+    def _still_current(access: PodAccess, uid: str, container: str, path: Path) -> bool:
+        """Whether the followed file still belongs to a running current instance (not a restart's)."""
+        try:
+            return access.is_running(uid, container) and access.log_path(uid, container) == path
+        except APIError:
+            return False
+
+    # -- exec ---------------------------------------------------------------------------
+    async def exec(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        name = pod["metadata"]["name"]
+        container = validate_container(pod, request.query.get("container", ""))
+        access = self._node_access(pod, verb="exec")
+        options = exec_options(request.query, container=container)
+        uid = str(pod["metadata"].get("uid") or "")
+        headers = request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
+            if not access.is_running(uid, container):
+                raise BadRequest(f'container "{container}" in pod "{name}" is not running')
+            if "spdy" in headers.get("Upgrade", "").lower():
+                raise BadRequest("exec over SPDY is not supported by this server: use a WebSocket client "
+                                 f"({PROTOCOL_V5} or {PROTOCOL_V4}; kubectl 1.30 and later do)")
+            raise BadRequest("Upgrade request required")
+        protocol = negotiate_protocol(headers.get("Sec-WebSocket-Protocol"))
+        if protocol is None:
+            raise BadRequest(f"requested protocol(s) are not supported: "
+                             f"[{headers.get('Sec-WebSocket-Protocol', '')}]; supports {list(EXEC_PROTOCOLS)}")
+        if request.method != "GET":
+            raise BadRequest("a WebSocket upgrade must be a GET request")
+        ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, compress=False)
+        if not ws.can_prepare(request).ok:
+            raise BadRequest("malformed WebSocket upgrade request")
+        # Start first: a missing or stopped container is then a plain HTTP Status, not a half-open stream.
+        proc = await access.exec(uid, container, list(options.command), tty=options.tty)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        logger.debug("exec %s in %s/%s over %s", options.command, name, container, protocol)
+        self.active["exec"] += 1
+        try:
+            await ExecSession(ws, proc, options, protocol).run()
+        finally:
+            self.active["exec"] -= 1
+        return ws

@@ -46,7 +46,15 @@ import orjson
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
-from atoll.api.errors import APIError, BadRequest, MethodNotAllowed, NotFound, field_error, invalid
+from atoll.api.errors import (
+    APIError,
+    BadRequest,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    field_error,
+    invalid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -460,7 +468,7 @@ class ExecSession:
         self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue(STDIN_BACKLOG)
 
     async def run(self) -> int | None:
-        """Serve the session; the command's exit code, or None if the client left first."""
+        """Serve the session; the command's exit code, or None if the client left first or it failed."""
         if not self.options.stdin:
             self._close_stdin_now()
         finished = asyncio.create_task(self._outputs_then_exit(), name="exec-outputs")
@@ -470,12 +478,18 @@ class ExecSession:
         try:
             done, _ = await asyncio.wait({finished, client}, return_when=asyncio.FIRST_COMPLETED)
             if finished in done:
-                returncode = finished.result()
                 client.cancel()
+                code: int | None = None
+                try:
+                    returncode = finished.result()
+                    status, code = exit_status(returncode, self.options.command), exit_code(returncode)
+                except Exception as exc:
+                    logger.exception("exec of %s failed", self.options.command)
+                    status = error_status(InternalError(f"error executing command in container: {exc}"))
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self._send(ERROR, orjson.dumps(exit_status(returncode, self.options.command)))
+                    await self._send(ERROR, orjson.dumps(status))
                     await self.ws.close()
-                return exit_code(returncode)
+                return code
             logger.debug("exec client left before %s ended; killing it", self.options.command)
             return None
         finally:
@@ -697,6 +711,8 @@ class KubeletConnector:
                 await resp.write_eof()
             except ConnectionError:
                 logger.debug("log reader of %s/%s went away", name, container)
+            except OSError as exc:  # the headers are out: a Status cannot follow, the stream just ends
+                logger.warning("reading the log of %s/%s failed: %s", name, container, exc)
             finally:
                 self.active["log"] -= 1
         return resp

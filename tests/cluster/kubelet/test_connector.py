@@ -295,11 +295,31 @@ class FakeNode:
             raise NotFound(f'container "{container}" not found')
         if not self.running[(pod_uid, container)]:
             raise BadRequest(f'container "{container}" is not running')
-        proc = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=self.root,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_IP": "127.16.0.7"})
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POD_IP": "127.16.0.7"}
+        if tty:
+            proc = await self._exec_on_terminal(command, env)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, cwd=self.root, env=env)
         self.procs.append(proc)
+        return proc
+
+    async def _exec_on_terminal(self, command: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+        """What the seam asks of a TTY exec: the pseudo-terminal's master as the process's stdin/stdout."""
+        master, slave = os.openpty()
+        try:
+            proc = await asyncio.create_subprocess_exec(*command, stdin=slave, stdout=slave, stderr=slave,
+                                                        cwd=self.root, env=env, start_new_session=True)
+        finally:
+            os.close(slave)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(master, "rb", 0))
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                            os.fdopen(os.dup(master), "wb", 0))
+        proc.stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        proc.stdout = reader
         return proc
 
 
@@ -354,6 +374,11 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
 
 @pytest.fixture(scope="module")
 def http_ssl(cluster: Cluster) -> ssl.SSLContext:
+    return admin_ssl(cluster)
+
+
+def admin_ssl(cluster: Cluster) -> ssl.SSLContext:
+    """A TLS context with the admin's client certificate from the server's kubeconfig."""
     cfg = yaml.safe_load(cluster.kubeconfig.read_text())
     cl, user = cfg["clusters"][0]["cluster"], cfg["users"][0]["user"]
     ctx = ssl.create_default_context(cadata=base64.b64decode(cl["certificate-authority-data"]).decode())
@@ -568,6 +593,28 @@ async def test_websocket_v4_and_v5_channels(cluster: Cluster, http_ssl: ssl.SSLC
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_exec_on_a_terminal_with_resize(cluster: Cluster, http_ssl: ssl.SSLContext) -> None:
+    uid = await cluster.pod("tty", "sh", namespace="exec")
+    cluster.node.container(uid, "sh")
+    query = [("command", "sh"), ("command", "-c"), ("command", "sleep 0.3; stty size; read x; echo got $x"),
+             ("stdin", "true"), ("stdout", "true"), ("stderr", "true"), ("tty", "true")]
+    out = b""
+    async with http(cluster, http_ssl) as s:
+        async with s.ws_connect("/api/v1/namespaces/exec/pods/tty/exec", params=query,
+                                protocols=(PROTOCOL_V5,)) as ws:
+            await ws.send_bytes(b'\x04{"Width":100,"Height":33}')
+            await ws.send_bytes(b"\x00abc\r")
+            channels: set[int] = set()
+            async with asyncio.timeout(10):
+                async for msg in ws:
+                    channels.add(msg.data[0])
+                    if msg.data[0] == 1:
+                        out += msg.data[1:]
+    assert channels == {1, 3}  # a terminal has no separate stderr
+    assert b"33 100\r\n" in out and b"got abc\r\n" in out, out
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_client_leaving_kills_the_command(cluster: Cluster, http_ssl: ssl.SSLContext) -> None:
     uid = await cluster.pod("sleeper", "sh", namespace="exec")
     cluster.node.container(uid, "sh")
@@ -611,3 +658,50 @@ async def test_official_python_client_stream(cluster: Cluster) -> None:
 
     assert await asyncio.wait_for(asyncio.to_thread(run), 30) == ("py-out\n", "py-err\n", 4)
 
+
+
+async def test_stopping_the_server_ends_open_sessions(tmp_path: Path) -> None:
+    node = FakeNode(tmp_path / "node")
+    node.root.mkdir()
+    server = APIServer(ServerConfig(state_dir=tmp_path / "state", port=0, compaction_interval=3600))
+    await server.start()
+    connector = KubeletConnector(lambda name: node)
+    server.subresources.node_connector = connector
+    stopped = False
+    try:
+        async with Client.from_kubeconfig(server.kubeconfig_path) as client:
+            cluster = Cluster(server, client, node, server.kubeconfig_path)
+            uid = await cluster.pod("busy", "sh", namespace="default")
+            node.container(uid, "sh").write_bytes(cri((0, "stdout", "F", "x")))
+            logs = await cluster.pod("busy-logs", "sh", namespace="default")
+            node.container(logs, "sh").write_bytes(cri((0, "stdout", "F", "x")))
+            ctx = admin_ssl(cluster)
+            async with http(cluster, ctx) as s:
+                params = [("command", "sleep"), ("command", "30"), ("stdout", "true")]
+                async with s.ws_connect("/api/v1/namespaces/default/pods/busy/exec", params=params,
+                                        protocols=(PROTOCOL_V5,)) as ws, \
+                        s.get("/api/v1/namespaces/default/pods/busy-logs/log?follow=1") as follow:
+                    assert await follow.content.readline() == b"x\n"
+
+                    async def started() -> bool:
+                        return bool(node.procs)
+
+                    await eventually(started, timeout=5)
+                    began = time.monotonic()
+                    await server.stop()
+                    stopped = True
+                    assert time.monotonic() - began < 5
+
+                    async def killed() -> bool:  # aiohttp cancels the handlers as it stops: nothing left behind
+                        return node.procs[0].returncode is not None and connector.active == {"log": 0, "exec": 0}
+
+                    await eventually(killed, timeout=5)
+                    assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                                                  aiohttp.WSMsgType.ERROR)
+    finally:
+        if not stopped:
+            await server.stop()
+        for proc in node.procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

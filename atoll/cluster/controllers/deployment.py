@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import time
 from typing import Any, ClassVar
 
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
@@ -34,8 +35,67 @@ Obj = dict[str, Any]
 DEPLOYMENTS = Resource("apps/v1", "deployments", True, "Deployment")
 
 
+OWN_WRITES_TTL = 30.0
+"""Seconds a written object may stand in for a cache that has not caught up with it."""
+
+
 class HashCollision(Exception):
     """A ReplicaSet with the new name but another template exists; collisionCount was raised."""
+
+
+def _rv(obj: Obj | None) -> int:
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or -1)
+    except (TypeError, ValueError):
+        return -1
+
+
+class OwnWrites:
+    """Read-your-writes over an informer cache: the answers to our own writes, until the cache has them.
+
+    Without it, the sync that follows a write would often start from the older cached
+    object and fail with Conflict (or, for a ReplicaSet created a moment ago, try to
+    create it again). An entry is dropped as soon as the cache reports that resourceVersion
+    or newer, when the object is deleted, or after :data:`OWN_WRITES_TTL`.
+    """
+
+    def __init__(self, informer: Informer) -> None:
+        self._informer = informer
+        self._objects: dict[str, tuple[float, Obj]] = {}
+        informer.add_handler(self._on_event)
+
+    def _on_event(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        key = key_of(obj)
+        mine = self._objects.get(key)
+        if mine is not None and (event == "DELETED" or _rv(obj) >= _rv(mine[1])):
+            del self._objects[key]
+
+    def remember(self, obj: Obj) -> None:
+        self._objects[key_of(obj)] = (time.monotonic(), obj)
+
+    def _mine(self, key: str) -> Obj | None:
+        entry = self._objects.get(key)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > OWN_WRITES_TTL:
+            del self._objects[key]
+            return None
+        return entry[1]
+
+    def get(self, key: str) -> Obj | None:
+        cached, mine = self._informer.lister.get(key), self._mine(key)
+        return mine if mine is not None and _rv(mine) > _rv(cached) else cached
+
+    def list(self, namespace: str | None) -> list[Obj]:
+        out = {key_of(o): o for o in self._informer.lister.list(namespace)}
+        for key in [k for k in self._objects if namespace is None or k.startswith(f"{namespace}/")]:
+            mine = self._mine(key)
+            if mine is not None and _rv(mine) > _rv(out.get(key)):
+                out[key] = mine
+        return list(out.values())
 
 
 def _now() -> dt.datetime:
@@ -72,6 +132,8 @@ class DeploymentController(Controller):
         self.pods = Informer(client, PODS)
         self.pods.add_handler(self._on_pod)
         self.informers += [self.replicasets, self.pods]
+        self.own_deployments = OwnWrites(self.deployments)
+        self.own_replicasets = OwnWrites(self.replicasets)
 
     # -- event handlers: map ReplicaSets and pods to their Deployment ------------------------------
     def _deployment_for_ref(self, namespace: str | None, ref: Obj) -> Obj | None:
@@ -121,7 +183,7 @@ class DeploymentController(Controller):
 
     # -- the sync -------------------------------------------------------------------------------
     async def reconcile(self, key: str) -> Result:
-        cached = self.deployments.lister.get(key)
+        cached = self.own_deployments.get(key)
         if cached is None:
             return Result()
         d = _typed(cached, "apps/v1", "Deployment")
@@ -158,7 +220,7 @@ class DeploymentController(Controller):
         deleting = bool(md.get("deletionTimestamp"))
         claimed: list[Obj] = []
         fresh_checked = False
-        for cached in self.replicasets.lister.list(ns):
+        for cached in self.own_replicasets.list(ns):
             rs = _typed(cached, "apps/v1", "ReplicaSet")
             rmd = rs.get("metadata") or {}
             labels = rmd.get("labels") or {}
@@ -199,6 +261,7 @@ class DeploymentController(Controller):
             return None
         logger.info("deployment %s/%s adopted replica set %s", md.get("namespace"), md["name"],
                     rs["metadata"]["name"])
+        self.own_replicasets.remember(updated)
         return _typed(updated, "apps/v1", "ReplicaSet")
 
     async def _release(self, rs: Obj, uid: str | None) -> None:
@@ -284,6 +347,7 @@ class DeploymentController(Controller):
         already = False
         try:
             created = _typed(await self.client.create(REPLICASETS, rs), "apps/v1", "ReplicaSet")
+            self.own_replicasets.remember(created)
         except AlreadyExists:
             already = True
             current = await self.client.get(REPLICASETS, name, ns)
@@ -333,11 +397,14 @@ class DeploymentController(Controller):
     async def _write_status(self, d: Obj) -> None:
         """PUT ``/status`` (annotations ride along, as kube's revision sync does) and adopt the answer."""
         fresh = await self.client.replace_status(DEPLOYMENTS, d)
+        self.own_deployments.remember(fresh)
         d.clear()
         d.update(_typed(fresh, "apps/v1", "Deployment"))
 
     async def _replace_rs(self, rs: Obj) -> Obj:
-        return _typed(await self.client.replace(REPLICASETS, rs), "apps/v1", "ReplicaSet")
+        updated = await self.client.replace(REPLICASETS, rs)
+        self.own_replicasets.remember(updated)
+        return _typed(updated, "apps/v1", "ReplicaSet")
 
     async def _scale(self, rs: Obj, new_scale: int, d: Obj, operation: str) -> tuple[bool, Obj]:
         """``scaleReplicaSet``: write size and replica annotations; an event when the size changed."""

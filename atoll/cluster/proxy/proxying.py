@@ -44,7 +44,7 @@ from atoll.cluster.proxy.backends import (
     endpoints_for_port,
     usable_endpoints,
 )
-from atoll.machinery.informing import Informer
+from atoll.machinery.informing import Informer, key_of
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ SYNC_PERIOD = 30.0
 """kube-proxy's ``--sync-period``: a full resync also retries listeners that failed to bind."""
 CONNECT_TIMEOUT = 3.0
 BUFFER = 64 * 1024
+
+Address = tuple[str, int]
+ServiceKey = tuple[str, str]
+"""(namespace, name) of a Service."""
 
 
 class ProxyMetrics:
@@ -110,6 +114,12 @@ class _Listener:
     def close(self) -> None:
         if self.server is not None:
             self.server.close()
+
+
+def _slice_service(eps: Obj) -> ServiceKey | None:
+    md = eps.get("metadata") or {}
+    service = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return (str(md.get("namespace")), str(service)) if service else None
 
 
 def _valid_ipv4(ip: object) -> bool:
@@ -165,15 +175,38 @@ class ServiceProxy:
         self.services = Informer(client, SERVICES)
         self.slices = Informer(client, ENDPOINT_SLICES)
         self.balancers: dict[ServicePortName, Balancer] = {}
-        self.listeners: dict[tuple[str, int], _Listener] = {}
-        self._failed_binds: set[tuple[str, int]] = set()
+        self.listeners: dict[Address, _Listener] = {}
+        self._wanted: dict[Address, ServicePortName] = {}
+        self._service_state: dict[ServiceKey, tuple[set[ServicePortName], dict[Address, ServicePortName]]] = {}
+        self._slice_index: dict[ServiceKey, dict[str, Obj]] = {}
+        self._dirty_services: set[ServiceKey] = set()
+        self._failed_binds: set[Address] = set()
         self._connections: set[asyncio.Task[Any]] = set()
         self._dirty = asyncio.Event()
         self.synced = asyncio.Event()
-        self.services.add_handler(self._changed)
-        self.slices.add_handler(self._changed)
+        self.services.add_handler(self._service_changed)
+        self.slices.add_handler(self._slice_changed)
 
-    def _changed(self, _event: str, _old: Obj | None, _new: Obj | None) -> None:
+    # Handlers only note which Services changed; the sync loop does the work, so a burst
+    # of endpoint updates costs one sync of the Services it touched.
+    def _service_changed(self, _event: str, old: Obj | None, new: Obj | None) -> None:
+        for obj in (old, new):
+            if obj is not None:
+                md = obj.get("metadata") or {}
+                self._dirty_services.add((str(md.get("namespace")), str(md.get("name"))))
+        self._dirty.set()
+
+    def _slice_changed(self, _event: str, old: Obj | None, new: Obj | None) -> None:
+        if old is not None:
+            service = _slice_service(old)
+            if service is not None:
+                self._slice_index.get(service, {}).pop(key_of(old), None)
+                self._dirty_services.add(service)
+        if new is not None:
+            service = _slice_service(new)
+            if service is not None:
+                self._slice_index.setdefault(service, {})[key_of(new)] = new
+                self._dirty_services.add(service)
         self._dirty.set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -197,16 +230,19 @@ class ServiceProxy:
                     w.cancel()
                 if stop.is_set():
                     return
+            full = True
             while not stop.is_set():
                 self._dirty.clear()
                 try:
-                    await self.sync()
+                    await self.sync(full=full)
                 except Exception:
                     logger.exception("service proxy sync failed")
+                    full = True
                 self.synced.set()
                 dirty = asyncio.create_task(self._dirty.wait())
                 await asyncio.wait([dirty, stopping], return_when=asyncio.FIRST_COMPLETED,
                                    timeout=self.sync_period)
+                full = not dirty.done()   # the period passed without changes: resync everything
                 dirty.cancel()
         finally:
             stopping.cancel()
@@ -223,75 +259,87 @@ class ServiceProxy:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- sync ------------------------------------------------------------------------------
-    def _slices_by_service(self) -> dict[tuple[str, str], list[Obj]]:
-        out: dict[tuple[str, str], list[Obj]] = {}
-        for eps in self.slices.lister.list():
-            md = eps.get("metadata") or {}
-            service = (md.get("labels") or {}).get(SERVICE_NAME_LABEL)
-            if service:
-                out.setdefault((str(md.get("namespace")), str(service)), []).append(eps)
-        return out
-
-    def desired(self) -> tuple[dict[ServicePortName, Balancer], dict[tuple[str, int], ServicePortName]]:
-        """From the caches: the balancer of every TCP Service port, and what to listen on."""
-        by_service = self._slices_by_service()
+    def service_desired(self, key: ServiceKey) -> tuple[dict[ServicePortName, Balancer],
+                                                         dict[Address, ServicePortName]]:
+        """One Service from the caches: its TCP ports' balancers and the addresses to listen on."""
         balancers: dict[ServicePortName, Balancer] = {}
-        listen: dict[tuple[str, int], ServicePortName] = {}
-        for svc in self.services.lister.list():
-            md, spec = svc.get("metadata") or {}, svc.get("spec") or {}
-            svc_type = spec.get("type") or "ClusterIP"
-            if svc_type == "ExternalName":
+        listen: dict[Address, ServicePortName] = {}
+        ns, name = key
+        svc = self.services.lister.get(f"{ns}/{name}")
+        if svc is None:
+            return balancers, listen
+        spec = svc.get("spec") or {}
+        svc_type = spec.get("type") or "ClusterIP"
+        if svc_type == "ExternalName":
+            return balancers, listen
+        cluster_ip = spec.get("clusterIP")
+        affinity = spec.get("sessionAffinity") == "ClientIP"
+        timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get(
+            "timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT
+        slices = list(self._slice_index.get(key, {}).values())
+        for port in spec.get("ports") or []:
+            if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":
                 continue
-            ns, name = str(md.get("namespace")), str(md.get("name"))
-            cluster_ip = spec.get("clusterIP")
-            affinity = spec.get("sessionAffinity") == "ClientIP"
-            timeout = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get(
-                "timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT
-            slices = by_service.get((ns, name), [])
-            for port in spec.get("ports") or []:
-                if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":
-                    continue
-                target = port.get("targetPort")
-                spn = ServicePortName(ns, name, str(port.get("name") or ""))
-                endpoints = usable_endpoints(endpoints_for_port(
-                    slices, spn.port, "TCP", default_port=target if isinstance(target, int) else None))
-                balancer = self.balancers.get(spn) or Balancer()
-                balancer.update(endpoints, affinity=affinity, affinity_timeout=float(timeout))
-                balancers[spn] = balancer
-                if not endpoints:
-                    continue
-                if _valid_ipv4(cluster_ip) and isinstance(port.get("port"), int):
-                    listen[(str(cluster_ip), int(port["port"]))] = spn
-                if svc_type in NODE_PORT_TYPES and isinstance(port.get("nodePort"), int) and port["nodePort"]:
-                    listen[(self.node_address, int(port["nodePort"]))] = spn
+            target = port.get("targetPort")
+            spn = ServicePortName(ns, name, str(port.get("name") or ""))
+            endpoints = usable_endpoints(endpoints_for_port(
+                slices, spn.port, "TCP", default_port=target if isinstance(target, int) else None))
+            balancer = self.balancers.get(spn) or Balancer()
+            balancer.update(endpoints, affinity=affinity, affinity_timeout=float(timeout))
+            balancers[spn] = balancer
+            if not endpoints:
+                continue   # not listening: connections are refused, as kube-proxy rejects them
+            if _valid_ipv4(cluster_ip) and isinstance(port.get("port"), int):
+                listen[(str(cluster_ip), int(port["port"]))] = spn
+            if svc_type in NODE_PORT_TYPES and isinstance(port.get("nodePort"), int) and port["nodePort"]:
+                listen[(self.node_address, int(port["nodePort"]))] = spn
         return balancers, listen
 
-    async def sync(self) -> None:
-        """Apply the caches: update balancers, close listeners no longer wanted, open new ones."""
+    async def sync(self, *, full: bool = False) -> None:
+        """Apply what changed (or, with ``full``, everything): balancers first, then listeners.
+
+        A full sync also retries addresses that failed to bind.
+        """
         started = time.perf_counter()
-        balancers, listen = self.desired()
-        for spn in set(self.balancers) - set(balancers):
-            with contextlib.suppress(KeyError):
-                self.metrics.endpoints.remove(spn.service, spn.port)
-        self.balancers = balancers
-        for spn, balancer in balancers.items():
-            self.metrics.endpoints.labels(spn.service, spn.port).set(len(balancer.endpoints))
-        for address in [a for a in self.listeners if a not in listen]:
+        if full:
+            keys = {(str((s.get("metadata") or {}).get("namespace")), str((s.get("metadata") or {}).get("name")))
+                    for s in self.services.lister.list()} | set(self._service_state) | self._dirty_services
+            self._dirty_services.clear()
+        else:
+            keys, self._dirty_services = self._dirty_services, set()
+        for key in keys:
+            old_ports, old_listen = self._service_state.pop(key, (set(), {}))
+            balancers, listen = self.service_desired(key)
+            for spn in old_ports - balancers.keys():
+                self.balancers.pop(spn, None)
+                with contextlib.suppress(KeyError):
+                    self.metrics.endpoints.remove(spn.service, spn.port)
+            for spn, balancer in balancers.items():
+                self.balancers[spn] = balancer
+                self.metrics.endpoints.labels(spn.service, spn.port).set(len(balancer.endpoints))
+            for address, spn in old_listen.items():
+                if self._wanted.get(address) == spn:
+                    del self._wanted[address]
+            self._wanted.update(listen)
+            if balancers:
+                self._service_state[key] = (set(balancers), listen)
+        for address in [a for a in self.listeners if a not in self._wanted]:
             listener = self.listeners.pop(address)
             listener.close()  # stops accepting; relayed connections carry on
             logger.info("proxy stopped listening on %s:%d for %s", address[0], address[1], listener.target)
-        for address, spn in listen.items():
+        self._failed_binds = {a for a in self._failed_binds if a in self._wanted}
+        for address, spn in self._wanted.items():
             current = self.listeners.get(address)
             if current is not None:
                 current.target = spn
-                continue
-            await self._listen(address, spn)
+            elif full or address not in self._failed_binds:
+                await self._listen(address, spn)
         self.metrics.listeners.set(len(self.listeners))
         self.metrics.syncs.inc()
         self.metrics.sync_duration.observe(time.perf_counter() - started)
         self.metrics.last_sync.set(time.time())
 
-    async def _listen(self, address: tuple[str, int], spn: ServicePortName) -> None:
+    async def _listen(self, address: Address, spn: ServicePortName) -> None:
         listener = _Listener(spn)
 
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -319,8 +367,9 @@ class ServiceProxy:
         try:
             await self._relay_one(spn, reader, writer)
         except asyncio.CancelledError:
+            # The proxy stops: end the connection here (the task is the stream server's,
+            # which cannot take a cancelled task in Python 3.11).
             writer.transport.abort()
-            raise
         except Exception:
             logger.exception("proxy connection for %s failed", spn)
             writer.transport.abort()

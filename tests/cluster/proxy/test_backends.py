@@ -94,3 +94,46 @@ def test_update_keeps_position_and_live_sticky_clients() -> None:
     assert b.pick("x", 2.0) is None
     b.update([A, B], affinity=False)
     assert b.sticky_clients == 0 and [b.pick("x", 3.0) for _ in range(3)] == [A, B, A]
+
+
+# -- what the proxy listens on, from its caches (no sockets) -----------------------------------
+
+def _proxy_with(service: dict[str, Any], slices: list[dict[str, Any]]) -> Any:
+    from atoll.client import Client
+    from atoll.cluster.proxy import ServiceProxy
+    from atoll.machinery.informing import Lister
+
+    proxy = ServiceProxy(Client(server="https://127.0.0.1:1"), node_address="127.0.0.9")
+    proxy.services.lister = Lister({"ns/s": service})
+    for i, eps_ in enumerate(slices):
+        eps_ = {**eps_, "metadata": {"namespace": "ns", "name": f"s-{i}",
+                                     "labels": {"kubernetes.io/service-name": "s"}}}
+        proxy._slice_changed("ADDED", None, eps_)
+    return proxy
+
+
+def _svc(**spec: Any) -> dict[str, Any]:
+    spec.setdefault("clusterIP", "127.80.9.1")
+    spec.setdefault("ports", [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}])
+    return {"metadata": {"namespace": "ns", "name": "s"}, "spec": spec}
+
+
+HTTP = [{"name": "http", "port": 8080, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(("service", "slices", "listen"), [
+    (_svc(), [eps(ep("127.16.0.1"), ports=HTTP)], {("127.80.9.1", 80)}),
+    (_svc(), [], set()),                                                      # no endpoints: refused
+    (_svc(), [eps(ep("127.16.0.1", ready=False), ports=HTTP)], set()),
+    (_svc(type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30001, "protocol": "TCP"}]),
+     [eps(ep("127.16.0.1"), ports=HTTP)], {("127.80.9.1", 80), ("127.0.0.9", 30001)}),
+    (_svc(clusterIP="None"), [eps(ep("127.16.0.1"), ports=HTTP)], set()),     # headless: DNS only
+    (_svc(type="ExternalName", externalName="x.example", clusterIP=None), [], set()),
+    (_svc(ports=[{"name": "http", "port": 53, "protocol": "UDP"}]),
+     [eps(ep("127.16.0.1"), ports=[{"name": "http", "port": 53, "protocol": "UDP"}])], set()),  # UDP: out of scope
+])
+def test_what_the_proxy_listens_on(service: dict[str, Any], slices: list[dict[str, Any]],
+                                   listen: set[tuple[str, int]]) -> None:
+    proxy = _proxy_with(service, slices)
+    _balancers, wanted = proxy.service_desired(("ns", "s"))
+    assert set(wanted) == listen

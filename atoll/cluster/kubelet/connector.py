@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import io
 import logging
 import os
@@ -114,7 +115,19 @@ def query_int(query: Mapping[str, str], name: str) -> int | None:
 
 
 # -- timestamps -----------------------------------------------------------------------
-_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_seconds(date_time: str, zone: str) -> int:
+    """Whole seconds of ``YYYY-MM-DDTHH:MM:SS`` in ``zone``; cached, as a log's lines share their seconds."""
+    d = dt.datetime(int(date_time[0:4]), int(date_time[5:7]), int(date_time[8:10]), int(date_time[11:13]),
+                    int(date_time[14:16]), int(date_time[17:19]), tzinfo=dt.UTC)
+    offset = 0
+    if zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        offset = sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return int(d.timestamp()) - offset
 
 
 def parse_rfc3339_nanos(text: str) -> int:
@@ -126,22 +139,21 @@ def parse_rfc3339_nanos(text: str) -> int:
     m = _RFC3339.match(text)
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac, zone = m.group(7) or "", m.group(8)
-    offset = 0
-    if zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        offset = sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-    seconds = int(dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC).timestamp()) - offset
-    return seconds * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+    date_time, frac, zone = m.groups()
+    return _epoch_seconds(date_time, zone) * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_seconds(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def format_rfc3339_nano(nanos: int) -> str:
     """Go's ``time.RFC3339Nano`` in UTC, as the kubelet prints ``timestamps`` (trailing zeros dropped)."""
     seconds, frac = divmod(nanos, 1_000_000_000)
-    base = dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    digits = f"{frac:09d}".rstrip("0")
-    return f"{base}.{digits}Z" if digits else f"{base}Z"
+    if not frac:
+        return f"{_format_seconds(seconds)}Z"
+    return f"{_format_seconds(seconds)}.{f'{frac:09d}'.rstrip('0')}Z"
 
 
 # -- the CRI log format -----------------------------------------------------------------

@@ -538,6 +538,24 @@ async def test_kubectl_exec_with_stdin(cluster: Cluster) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_kubectl_cp_both_ways(cluster: Cluster, tmp_path: Path) -> None:
+    """``kubectl cp`` is tar over exec: stdin half-closed at the end one way, stdout streamed the other."""
+    uid = await cluster.pod("files", "sh", namespace="exec")
+    cluster.node.container(uid, "sh")
+    local = tmp_path / "payload.bin"
+    local.write_bytes(os.urandom(300_000))
+    inside = cluster.node.root / "copied"
+    inside.mkdir()
+    rc, _, err = await cluster.kubectl("cp", str(local), f"exec/files:{inside}/payload.bin")
+    assert rc == 0, err
+    assert (inside / "payload.bin").read_bytes() == local.read_bytes()
+    back = tmp_path / "back.bin"
+    rc, _, err = await cluster.kubectl("cp", f"exec/files:{inside}/payload.bin", str(back))
+    assert rc == 0, err
+    assert back.read_bytes() == local.read_bytes()
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_kubectl_exec_errors(cluster: Cluster) -> None:
     uid = await cluster.pod("stopped", "sh", namespace="exec")
     cluster.node.container(uid, "sh", running=False)

@@ -699,8 +699,8 @@ class KubeletConnector:
         container = validate_container(pod, query.get("container", ""))
         options = log_options(query, pod_name=name, container=container, now_nanos=time.time_ns())
         if not (pod.get("spec") or {}).get("nodeName"):
-            # kube-apiserver answers an unscheduled pod's log with an empty stream.
-            return web.Response(body=b"", content_type="text/plain")
+            # kube-apiserver has no node to ask, so no stream: it answers 204 No Content.
+            return web.Response(status=204)
         access = self._node_access(pod, verb="container logs")
         uid = str(pod["metadata"].get("uid") or "")
         path = access.log_path(uid, container, previous=options.previous)

@@ -434,6 +434,8 @@ async def test_kubectl_logs_previous(cluster: Cluster) -> None:
     cluster.node.container(uid, "app")
     rc, out, err = await cluster.kubectl("logs", "-n", "logs", "fresh", "-p")
     assert rc == 1 and 'previous terminated container "app" in pod "fresh" not found' in err
+    await cluster.pod("unscheduled", "app", node="")
+    assert await cluster.kubectl("logs", "-n", "logs", "unscheduled") == (0, "", "")
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -492,8 +494,8 @@ async def test_log_errors_over_http(cluster: Cluster, http_ssl: ssl.SSLContext) 
                 body = await r.json(content_type=None)
                 assert (r.status, body["kind"], body["code"]) == (code, "Status", code), body
                 assert message in body["message"], body
-        async with s.get(f"{base}/pending/log") as r:  # unscheduled: an empty log, as kube-apiserver answers
-            assert (r.status, await r.read()) == (200, b"")
+        async with s.get(f"{base}/pending/log") as r:  # unscheduled: no node to ask, no content (as kube)
+            assert (r.status, await r.read()) == (204, b"")
         async with s.post(f"{base}/multi/log?container=a") as r:
             assert r.status == 405
 

@@ -549,6 +549,14 @@ class ServiceAllocation:
                 by_port.setdefault(port.get("port"), int(wanted))
             elif shared is not None:
                 port["nodePort"] = shared
+            elif old is None and (requested := next((int(q["nodePort"]) for q in ports[i + 1:]
+                                                     if q.get("port") == port.get("port") and q.get("nodePort")),
+                                                    0)):
+                # kube's findRequestedNodePort: a later port with the same number asked for one.
+                self._take_port(svc, taken, path, requested, dry_run=dry_run)
+                port["nodePort"] = requested
+                claimed.add(requested)
+                by_port[port.get("port")] = requested
             else:
                 number = self._next_port(taken, dry_run=dry_run)
                 port["nodePort"] = number

@@ -198,6 +198,9 @@ def services_info(objects: ObjectRegistry) -> Any:
     ({"type": "NodePort", "ports": [{"name": "a", "port": 53, "protocol": "TCP"},
                                     {"name": "b", "port": 53, "protocol": "UDP"}]},
      lambda s: s["ports"][0]["nodePort"] == s["ports"][1]["nodePort"]),          # same port shares one
+    ({"type": "NodePort", "ports": [{"name": "a", "port": 53, "protocol": "TCP"},
+                                    {"name": "b", "port": 53, "protocol": "UDP", "nodePort": 30004}]},
+     lambda s: s["ports"][0]["nodePort"] == s["ports"][1]["nodePort"] == 30004),  # ... the one asked for later
     ({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": False},
      lambda s: "nodePort" not in s["ports"][0]),
     ({"type": "LoadBalancer", "externalTrafficPolicy": "Local"},
@@ -288,13 +291,14 @@ async def test_type_changes_allocate_and_release_on_commit() -> None:
 
 
 async def test_cluster_ip_is_immutable() -> None:
-    objects, _ = await registry()
+    objects, alloc = await registry()
     info = services_info(objects)
     await objects.create(info, "default", svc("imm"), RequestContext())
-    with pytest.raises(Invalid):
+    with pytest.raises(Invalid, match=r"spec\.clusterIPs\[0\]: Invalid value: .*may not change once set"):
         await objects.patch(info, "default", "imm", "merge",
                             json.dumps({"spec": {"clusterIP": "127.90.0.9", "clusterIPs": ["127.90.0.9"]}}).encode(),
                             RequestContext())
+    assert not alloc.ips.has("127.90.0.9")
 
 
 async def test_restart_derives_from_store_and_repair_frees_leaks() -> None:

@@ -68,6 +68,8 @@ class ServerConfig:
     service_cidr: str = "127.80.0.0/16"
     """Service cluster IPs (loopback, so traffic to them stays on this machine)."""
     node_port_range: str = "30000-32767"
+    default_toleration_seconds: int = 300
+    """tolerationSeconds new pods get for not-ready/unreachable nodes (kube's DefaultTolerationSeconds)."""
 
     def store_url(self) -> str:
         return self.storage or f"sqlite:///{(self.state_dir / 'store.db').resolve()}"
@@ -95,6 +97,8 @@ class APIServer:
         self.resources = new_registry()
         self.objects: ObjectRegistry | None = None
         self.metrics = Metrics()
+        self.extra_metrics: list[CollectorRegistry] = []
+        """Registries of components running in this process (proxy, controllers), served on /metrics too."""
         self.pki: security.PKI | None = None
         self.authenticator: security.Authenticator | None = None
         self._runner: web.AppRunner | None = None
@@ -130,7 +134,8 @@ class APIServer:
         self.custom = CustomResources(objects)
         objects.admission.append(NamespaceLifecycle(objects))
         objects.admission.append(ServiceAccountAdmission())
-        objects.admission.append(DefaultTolerationSeconds())
+        objects.admission.append(DefaultTolerationSeconds(not_ready_seconds=cfg.default_toleration_seconds,
+                                                          unreachable_seconds=cfg.default_toleration_seconds))
         self.allocation = ServiceAllocation(objects, service_cidr=cfg.service_cidr,
                                             node_port_range=cfg.node_port_range)
         objects.admission.append(self.allocation)
@@ -290,7 +295,8 @@ class APIServer:
             self.metrics.watchers.set(self.handler.active_watches)
             assert self.objects is not None
             self.metrics.watch_caches.set(len(self.objects.watch_caches))
-            return web.Response(body=generate_latest(self.metrics.registry),
+            body = b"".join(generate_latest(r) for r in (self.metrics.registry, *self.extra_metrics))
+            return web.Response(body=body,
                                 headers={"Content-Type": CONTENT_TYPE_LATEST})
         if path.startswith("/openapi/"):
             return self._openapi(request, path)

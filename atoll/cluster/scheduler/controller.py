@@ -29,6 +29,7 @@ from atoll.api.errors import Conflict, NotFound
 from atoll.client import Client, Resource
 from atoll.cluster.scheduler.framework import Framework, NodeInfo
 from atoll.cluster.scheduler.plugins import default_framework
+from atoll.cluster.scheduler.recording import EventSink
 from atoll.machinery.controlling import Controller, Result
 from atoll.machinery.events import EventRecorder
 from atoll.machinery.informing import Informer, key_of, split_key
@@ -88,6 +89,8 @@ class SchedulerController(Controller):
         self.pods = Informer(client, PODS)
         self.nodes = Informer(client, NODES)
         self.events = EventRecorder(client, SCHEDULER_NAME)
+        self.event_sink = EventSink(self.events)
+        """``Scheduled`` events go through this buffer, so bindings never wait for them."""
         self.metrics = SchedulerMetrics()
         self._assumed: dict[str, tuple[str, Obj]] = {}
         self._infos: dict[str, NodeInfo] = {}
@@ -105,14 +108,19 @@ class SchedulerController(Controller):
         self.informers += [self.pods, self.nodes]
 
     async def run(self, stop: asyncio.Event) -> None:
-        try:
-            await super().run(stop)
-        finally:
-            # Bindings still in flight finish (or fail) before the scheduler is gone.
-            if self._binding:
-                await asyncio.wait(set(self._binding), timeout=10)
-            for task in set(self._binding):
-                task.cancel()
+        events_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.event_sink.run(events_stop), name=f"{self.NAME}-events")
+            try:
+                await super().run(stop)
+            finally:
+                # Bindings still in flight finish (or fail) before the scheduler is gone; then
+                # their events are flushed.
+                if self._binding:
+                    await asyncio.wait(set(self._binding), timeout=10)
+                for task in set(self._binding):
+                    task.cancel()
+                events_stop.set()
 
     # -- event handlers: only enqueue ------------------------------------------------------
     def _pending_keys(self) -> list[str]:
@@ -251,7 +259,7 @@ class SchedulerController(Controller):
             self.metrics.binding_seconds.append(done - started)
             self.metrics.bound += 1
             self.metrics.last_bound_at = done
-        await self._event(pod, "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
+        self.event_sink.emit(self._involved(pod), "Normal", "Scheduled", f"Successfully assigned {ns}/{name} to {node}")
 
     def _forget_assumed(self, key: str) -> None:
         if self._assumed.pop(key, None) is not None:
@@ -272,8 +280,10 @@ class SchedulerController(Controller):
                                     subresource="status")
         except NotFound:
             return
-        await self._event(pod, "Warning", "FailedScheduling", message)
+        # Rare and explaining a visible condition: written at once, not buffered.
+        await self.events.record(self._involved(pod), "Warning", "FailedScheduling", message)
 
-    async def _event(self, pod: Obj, type_: str, reason: str, message: str) -> None:
-        # Items of a list carry no kind; the Event's involvedObject needs it.
-        await self.events.record({**pod, "kind": "Pod", "apiVersion": "v1"}, type_, reason, message)
+    @staticmethod
+    def _involved(pod: Obj) -> Obj:
+        """The pod with its kind: items of a list carry none, and the Event's involvedObject needs it."""
+        return {**pod, "kind": "Pod", "apiVersion": "v1"}

@@ -11,11 +11,22 @@ class BalancedAllocation:
     NAME: ClassVar[str] = "NodeResourcesBalancedAllocation"
 
     def score(self, ctx: CycleContext, node: NodeInfo) -> int:
-        alloc, used, want = node.allocatable, node.requested, ctx.requests
-        cap_cpu, cap_memory = alloc.milli_cpu, alloc.memory
-        if cap_cpu <= 0 or cap_memory <= 0:
-            return 0
-        cpu = min((used.milli_cpu + want.milli_cpu) / cap_cpu, 1.0)
-        mem = min((used.memory + want.memory) / cap_memory, 1.0)
-        # Two resources: the standard deviation is half their difference.
-        return int((1 - abs(cpu - mem) / 2) * 100)
+        return self.score_nodes(ctx, [node])[0]
+
+    def score_nodes(self, ctx: CycleContext, nodes: list[NodeInfo]) -> list[int]:
+        want = ctx.requests
+        want_cpu, want_memory = want.milli_cpu, want.memory
+        scores = []
+        for node in nodes:
+            alloc, used = node.allocatable, node.requested
+            cap_cpu, cap_memory = alloc.milli_cpu, alloc.memory
+            if cap_cpu <= 0 or cap_memory <= 0:
+                scores.append(0)
+                continue
+            cpu = (used.milli_cpu + want_cpu) / cap_cpu
+            mem = (used.memory + want_memory) / cap_memory
+            cpu = cpu if cpu < 1.0 else 1.0
+            mem = mem if mem < 1.0 else 1.0
+            # Two resources: the standard deviation is half their difference.
+            scores.append(int((1 - abs(cpu - mem) / 2) * 100))
+        return scores

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from atoll.cluster.scheduler.framework import SUCCESS, CycleContext, NodeInfo, Status, unschedulable
+from atoll.cluster.scheduler.framework import (
+    SUCCESS,
+    CycleContext,
+    NodeInfo,
+    Rejections,
+    Status,
+    unschedulable,
+)
 
 TAINT_KEY = "node.kubernetes.io/unschedulable"
 REJECTED = unschedulable("node(s) were unschedulable", resolvable=False)
@@ -21,3 +28,10 @@ class NodeUnschedulable:
                     and t.get("operator", "Equal") in ("Exists", "Equal"):
                 return SUCCESS
         return REJECTED
+
+    def filter_nodes(self, ctx: CycleContext, nodes: list[NodeInfo]) -> Rejections:
+        rejected: Rejections = {}
+        for i, node in enumerate(nodes):
+            if node.unschedulable and not (status := self.filter(ctx, node)).ok:
+                rejected[i] = status
+        return rejected

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from atoll.cluster.scheduler.framework import SUCCESS, CycleContext, NodeInfo, Status, unschedulable
+from atoll.cluster.scheduler.framework import (
+    SUCCESS,
+    CycleContext,
+    NodeInfo,
+    Rejections,
+    Status,
+    unschedulable,
+)
 
 Obj = dict[str, Any]
 
@@ -57,6 +64,13 @@ class TaintToleration:
         text = f"{t.get('key')}: {t['value']}" if t.get("value") else str(t.get("key"))
         return unschedulable(f"node(s) had untolerated taint {{{text}}}", resolvable=False)
 
+    def filter_nodes(self, ctx: CycleContext, nodes: list[NodeInfo]) -> Rejections:
+        rejected: Rejections = {}
+        for i, node in enumerate(nodes):
+            if node.taints and not (status := self.filter(ctx, node)).ok:
+                rejected[i] = status
+        return rejected
+
     def _counts(self, ctx: CycleContext) -> tuple[dict[str, int], int]:
         """Intolerable PreferNoSchedule taints per scored node (nodes without taints count 0)."""
         cached: tuple[dict[str, int], int] | None = ctx.cache.get(self.NAME)
@@ -78,3 +92,8 @@ class TaintToleration:
         if worst == 0:
             return 100
         return int(100 * (worst - counts.get(node.name, 0)) / worst)
+
+    def score_nodes(self, ctx: CycleContext, nodes: list[NodeInfo]) -> list[int]:
+        if self._counts(ctx)[1] == 0:  # no scored node has an intolerable PreferNoSchedule taint
+            return [100] * len(nodes)
+        return [self.score(ctx, node) for node in nodes]

@@ -26,6 +26,14 @@ Kube's pkg/controller/nodelifecycle plus the taint-eviction controller
   with its own grace period. If the taints go before the time is up, the eviction is
   cancelled.
 
+* **Full disruption.** When no node at all is Ready, the fault is more likely between
+  the nodes and the control plane than in every node at once: like kube, the controller
+  then takes the NoExecute taints off and evicts nothing, and when a node is Ready again
+  every node gets a fresh grace period. (Kube's per-zone eviction *rate limits* for
+  partial disruptions are not implemented: NoExecute taints are added at once.)
+
+A node that never posted status is timed from its creation with
+``startup_grace_period``. A newly seen node gets a ``RegisteredNode`` Event.
 Each node is re-examined every ``monitor_period`` seconds (and sooner when a pending
 eviction falls due); changes to the node, its Lease or its pods bring it forward.
 """
@@ -52,6 +60,7 @@ NODES = Resource("v1", "nodes", False, "Node")
 PODS = Resource("v1", "pods", True, "Pod")
 LEASES = Resource("coordination.k8s.io/v1", "leases", True, "Lease")
 LEASE_NAMESPACE = "kube-node-lease"
+EXCLUDE_DISRUPTION_LABEL = "node.kubernetes.io/exclude-disruption"
 
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
@@ -116,11 +125,14 @@ def observe(saved: NodeHealth | None, node: Obj, lease: Obj | None, now: float) 
     heartbeat = str(ready.get("lastHeartbeatTime") or "")
     renew = str(((lease or {}).get("spec") or {}).get("renewTime") or "")
     if saved is None:
-        return NodeHealth(probe_time=now, heartbeat=heartbeat, lease_renew=renew)
+        created = _parse((node.get("metadata") or {}).get("creationTimestamp"))
+        # A node that never posted status is timed from its creation (kube's startup grace period).
+        first = created.timestamp() if not ready and created is not None else now
+        return NodeHealth(probe_time=min(first, now), heartbeat=heartbeat, lease_renew=renew)
     probe = saved.probe_time
     if heartbeat and heartbeat != saved.heartbeat:
         probe = now
-    seen, new = _parse(saved.lease_renew), _parse(renew)
+    seen, new = _parse(saved.lease_renew), _parse(renew)  # a kubelet renewing its lease is alive, status or not
     if new is not None and (seen is None or new > seen):
         probe = now
     else:
@@ -148,15 +160,30 @@ def silent_conditions(node: Obj, now: float) -> list[Obj] | None:
     return conditions if changed else None
 
 
+def fully_disrupted(nodes: Iterable[Obj]) -> bool:
+    """kube's full disruption: no node Ready at all (nodes labelled to be excluded do not count).
+
+    When every node seems dead at once, the likelier fault is between the nodes and the
+    control plane; evicting everything would only make it worse, so kube stops.
+    """
+    counted = [n for n in nodes if EXCLUDE_DISRUPTION_LABEL not in ((n.get("metadata") or {}).get("labels") or {})]
+    return bool(counted) and all((condition(n, "Ready") or {}).get("status") != "True" for n in counted)
+
+
 # -- taints ---------------------------------------------------------------------------------
-def desired_taints(node: Obj) -> set[tuple[str, str]]:
-    """The controller-owned (key, effect) pairs the node should carry, from its conditions and spec."""
+def desired_taints(node: Obj, *, evicting: bool = True) -> set[tuple[str, str]]:
+    """The controller-owned (key, effect) pairs the node should carry, from its conditions and spec.
+
+    ``evicting=False`` (the whole cluster is down) leaves out the NoExecute taints.
+    """
     out: set[tuple[str, str]] = set()
-    ready = ready_status(node)
+    ready = (condition(node, "Ready") or {}).get("status")  # none posted yet: no verdict, no taint
     if ready == "False":
         out |= {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
     elif ready == "Unknown":
         out |= {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+    if not evicting:
+        out -= {(NOT_READY, "NoExecute"), (UNREACHABLE, "NoExecute")}
     for type_, key in CONDITION_TAINTS.items():
         cond = condition(node, type_)
         if cond is not None and cond.get("status") == "True":
@@ -260,11 +287,12 @@ class NodeLifecycleController(Controller):
     NAME: ClassVar[str] = "node-lifecycle-controller"
 
     def __init__(self, client: Client, *, monitor_period: float = 5.0, grace_period: float = 40.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 startup_grace_period: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.client = client
         self.monitor_period = monitor_period
         self.grace_period = grace_period
+        self.startup_grace_period = startup_grace_period
         self.clock = clock
         self.recorder = EventRecorder(client, self.NAME)
         self.nodes = self.watch(Informer(client, NODES))
@@ -274,6 +302,8 @@ class NodeLifecycleController(Controller):
         self.pods.add_handler(self._on_pod)
         self.informers.append(self.pods)
         self.health: dict[str, NodeHealth] = {}
+        self.disrupted = False
+        """Every node down at once: evictions stopped (kube's full disruption mode)."""
         self._pods_by_node: dict[str, set[str]] = {}
         self._eviction_start: dict[str, float] = {}
         """pod uid → when the controller first saw it on a node with NoExecute taints it tolerates for a while."""
@@ -284,11 +314,12 @@ class NodeLifecycleController(Controller):
         key = key_of(new or old or {})
         if old_node and old_node != new_node:
             self._pods_by_node.get(old_node, set()).discard(key)
-        if new_node:
+        if new is None and old_node:
+            self._pods_by_node.get(old_node, set()).discard(key)
+            self._eviction_start.pop(str(((old or {}).get("metadata") or {}).get("uid")), None)
+        elif new_node:
             self._pods_by_node.setdefault(new_node, set()).add(key)
             self.queue.add(new_node)
-        if new is None and old is not None:
-            self._eviction_start.pop(str((old.get("metadata") or {}).get("uid")), None)
 
     def pods_on(self, node: str) -> list[Obj]:
         pods = []
@@ -305,26 +336,48 @@ class NodeLifecycleController(Controller):
             self._pods_by_node.pop(key, None)
             return Result()
         now = self.clock()
-        observed_ready = ready_status(node)
-        health = observe(self.health.get(key), node, self.leases.lister.get(f"{LEASE_NAMESPACE}/{key}"), now)
+        observed_ready = (condition(node, "Ready") or {}).get("status")
+        saved = self.health.get(key)
+        health = observe(saved, node, self.leases.lister.get(f"{LEASE_NAMESPACE}/{key}"), now)
         self.health[key] = health
-        if now - health.probe_time > self.grace_period:
+        if saved is None:
+            await self.recorder.record(node, "Normal", "RegisteredNode", f"Registered Node {key} in Controller")
+        grace = self.grace_period if observed_ready is not None else self.startup_grace_period
+        if now - health.probe_time > grace:
             conditions = silent_conditions(node, now)
             if conditions is not None:
                 node = await self._patch_node(node, {"status": {"conditions": conditions}}, subresource="status")
-                logger.info("%s: node %s stopped posting status for %.0fs: Unknown", self.NAME, key,
+                logger.info("%s: node %s silent for %.0fs: conditions Unknown", self.NAME, key,
                             now - health.probe_time)
                 if observed_ready == "True":
                     await self.recorder.record(node, "Normal", "NodeNotReady",
                                                f"Node {key} status is now: NodeNotReady")
-        if ready_status(node) == "Unknown" and condition(node, "Ready") is not None:
+        ready = (condition(node, "Ready") or {}).get("status")
+        if ready is not None and ready != "True":
             await self._mark_pods_not_ready(key, now)
-        taints = reconcile_taints((node.get("spec") or {}).get("taints") or [], desired_taints(node), now)
+        evicting = not self._update_disruption(key, node, now)
+        taints = reconcile_taints((node.get("spec") or {}).get("taints") or [],
+                                  desired_taints(node, evicting=evicting), now)
         if taints is not None:
             node = await self._patch_node(node, {"spec": {"taints": taints or None}})
-        due = await self._evict(key, node, now)
+        due = await self._evict(key, node, now) if evicting else None
         wait = self.monitor_period if due is None else max(0.0, min(self.monitor_period, due))
         return Result(requeue_after=wait)
+
+    def _update_disruption(self, key: str, node: Obj, now: float) -> bool:
+        """Whether the whole cluster is down; on the way out every node gets a fresh grace period."""
+        nodes = [node if n["metadata"]["name"] == key else n for n in self.nodes.lister.list()]
+        disrupted = fully_disrupted(nodes)
+        if disrupted != self.disrupted:
+            self.disrupted = disrupted
+            if disrupted:
+                logger.warning("%s: no node is Ready: entering full disruption mode, evictions stopped", self.NAME)
+                for other in nodes:  # their NoExecute taints come off too
+                    self.queue.add(other["metadata"]["name"])
+            else:
+                logger.info("%s: some nodes are Ready again: leaving full disruption mode", self.NAME)
+                self.health = {name: NodeHealth(now, h.heartbeat, h.lease_renew) for name, h in self.health.items()}
+        return disrupted
 
     async def _patch_node(self, node: Obj, patch: Obj, *, subresource: str = "") -> Obj:
         """A merge patch guarded by the cached resourceVersion: a Conflict retries on fresher data."""

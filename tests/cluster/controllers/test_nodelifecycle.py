@@ -23,6 +23,7 @@ from atoll.cluster.controllers.nodelifecycle import (
     NodeLifecycleController,
     desired_taints,
     eviction_delay,
+    fully_disrupted,
     observe,
     reconcile_taints,
     rfc3339,
@@ -64,7 +65,7 @@ def lease(renew: str) -> Obj:
     (node(), set()),
     (node(ready="False"), {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}),
     (node(ready="Unknown"), {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}),
-    (node(ready=None), {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}),     # never posted
+    (node(ready=None), set()),                                                         # no verdict yet
     (node(MemoryPressure="True", DiskPressure="False"), {("node.kubernetes.io/memory-pressure", "NoSchedule")}),
     (node(PIDPressure="True"), {("node.kubernetes.io/pid-pressure", "NoSchedule")}),
     (node(NetworkUnavailable="True"), {("node.kubernetes.io/network-unavailable", "NoSchedule")}),
@@ -72,6 +73,21 @@ def lease(renew: str) -> Obj:
 ])
 def test_desired_taints(obj: Obj, expected: set[tuple[str, str]]) -> None:
     assert desired_taints(obj) == expected
+    assert desired_taints(obj, evicting=False) == {t for t in expected if t[1] != "NoExecute"}
+
+
+@pytest.mark.parametrize(("nodes", "expected"), [
+    ([], False),
+    ([node("a")], False),
+    ([node("a", ready="Unknown")], True),
+    ([node("a", ready="Unknown"), node("b", ready="False"), node("c", ready=None)], True),
+    ([node("a", ready="Unknown"), node("b")], False),
+    # a node excluded from disruption checks does not count either way
+    ([node("a", ready="Unknown"), {**node("b"), "metadata": {"name": "b", "labels": {
+        "node.kubernetes.io/exclude-disruption": ""}}}], True),
+])
+def test_fully_disrupted(nodes: list[Obj], expected: bool) -> None:
+    assert fully_disrupted(nodes) is expected
 
 
 FOREIGN = {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}
@@ -145,6 +161,12 @@ R1, R2 = "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:05.000000Z"
 ])
 def test_observe(saved: NodeHealth | None, heartbeat: str, renew: str, probe: float) -> None:
     assert observe(saved, node(heartbeat=heartbeat), lease(renew), T0 + 100).probe_time == probe
+
+
+def test_observe_times_a_node_that_never_posted_from_its_creation() -> None:
+    created = node(ready=None)
+    created["metadata"]["creationTimestamp"] = rfc3339(T0)
+    assert observe(None, created, None, T0 + 100).probe_time == T0
 
 
 def test_silent_conditions() -> None:
@@ -229,13 +251,15 @@ class Harness:
 async def test_silent_node_is_tainted_and_its_pods_evicted_on_time() -> None:
     h = Harness()
     h.put(h.ctl.nodes, "n1", node())
+    h.put(h.ctl.nodes, "n2", node("n2"))                                  # one healthy node: not a full outage
     h.put(h.ctl.leases, "kube-node-lease/n1", lease(R1))
     h.add_pod(fake_pod("intolerant", []))
     h.add_pod(fake_pod("patient", [tol(seconds=300)]))
     h.add_pod(fake_pod("stubborn", [tol()]))
     h.add_pod(fake_pod("elsewhere", [], node_name="n2"))
     result = await h.ctl.reconcile("n1")
-    assert result.requeue_after == 5 and h.client.calls == []              # healthy: nothing written
+    assert result.requeue_after == 5                                       # healthy: nothing written but
+    assert [(c[0], c[2]) for c in h.client.calls] == [("create", "RegisteredNode")]   # the registration event
 
     h.now += 41                                                            # silent past the grace period
     result = await h.ctl.reconcile("n1")
@@ -270,6 +294,7 @@ async def test_silent_node_is_tainted_and_its_pods_evicted_on_time() -> None:
 async def test_recovery_removes_taints_and_cancels_evictions() -> None:
     h = Harness()
     h.put(h.ctl.nodes, "n1", node())
+    h.put(h.ctl.nodes, "n2", node("n2"))
     h.add_pod(fake_pod("patient", [tol(seconds=300)]))
     await h.ctl.reconcile("n1")
     h.now += 41
@@ -288,6 +313,26 @@ async def test_recovery_removes_taints_and_cancels_evictions() -> None:
     assert h.client.writes("delete", "pods") == []
 
 
+async def test_full_disruption_stops_evictions_until_a_node_is_back() -> None:
+    h = Harness()
+    h.put(h.ctl.nodes, "n1", node())
+    h.add_pod(fake_pod("intolerant", []))
+    await h.ctl.reconcile("n1")
+    h.now += 41
+    await h.ctl.reconcile("n1")                                            # the only node goes silent
+    n1 = h.ctl.nodes.lister.get("n1")
+    assert n1 is not None and h.ctl.disrupted
+    assert {(t["key"], t["effect"]) for t in n1["spec"]["taints"]} == {(UNREACHABLE, "NoSchedule")}
+    assert h.client.writes("delete", "pods") == []
+    h.put(h.ctl.nodes, "n2", node("n2"))                                   # a Ready node appears
+    h.now += 1
+    await h.ctl.reconcile("n1")
+    assert not h.ctl.disrupted
+    n1 = h.ctl.nodes.lister.get("n1")
+    assert n1 is not None and (UNREACHABLE, "NoExecute") in {(t["key"], t["effect"]) for t in n1["spec"]["taints"]}
+    assert [name for name, _ in h.client.writes("delete", "pods")] == ["intolerant"]
+
+
 @pytest.mark.parametrize(("start", "expected"), [
     (node(unschedulable=True), {(UNSCHEDULABLE, "NoSchedule")}),
     (node(ready="False"), {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}),
@@ -296,6 +341,7 @@ async def test_recovery_removes_taints_and_cancels_evictions() -> None:
 async def test_taints_follow_spec_and_kubelet_conditions(start: Obj, expected: set[tuple[str, str]]) -> None:
     h = Harness()
     h.put(h.ctl.nodes, "n1", start)
+    h.put(h.ctl.nodes, "n2", node("n2"))
     await h.ctl.reconcile("n1")
     taints = h.ctl.nodes.lister.get("n1")["spec"].get("taints") or []  # type: ignore[index]
     assert {(t["key"], t["effect"]) for t in taints} == expected

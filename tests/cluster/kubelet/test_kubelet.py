@@ -1,0 +1,329 @@
+"""The kubelet with the process runtime over a real API server: real processes, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from atoll.client import Client, Resource
+from atoll.cluster.kubelet.kubelet import ENFORCEMENT_ANNOTATION, NODES, PODS, Kubelet
+from atoll.cluster.kubelet.process import ProcessRuntime
+from atoll.cluster.kubelet.simulated import NodeSpec
+from atoll.cluster.scheduler.controller import SchedulerController
+from tests.conftest import RunningServer
+from tests.waiting import eventually
+
+NSS = Resource("v1", "namespaces", namespaced=False)
+EVENTS = Resource("v1", "events", True, "Event")
+LEASES = Resource("coordination.k8s.io/v1", "leases", True, "Lease")
+Obj = dict[str, Any]
+
+
+class Cluster:
+    def __init__(self, client: Client, kubelets: list[Kubelet], namespace: str) -> None:
+        self.client = client
+        self.kubelets = kubelets
+        self.ns = namespace
+
+    async def create(self, name: str, containers: list[Obj], **spec: Any) -> Obj:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": self.ns},
+               "spec": {"containers": containers, "terminationGracePeriodSeconds": 2, **spec}}
+        return await self.client.create(PODS, pod)
+
+    async def pod(self, name: str) -> Obj:
+        return await self.client.get(PODS, name, self.ns)
+
+    async def status(self, name: str, container: str | None = None) -> Obj:
+        st = (await self.pod(name)).get("status") or {}
+        if container is None:
+            return st
+        for c in [*(st.get("containerStatuses") or []), *(st.get("initContainerStatuses") or [])]:
+            if c["name"] == container:
+                return dict(c)
+        return {}
+
+    async def events(self, name: str) -> list[Obj]:
+        items = (await self.client.list(EVENTS, self.ns))["items"]
+        return [e for e in items if e["involvedObject"].get("name") == name]
+
+    async def condition(self, name: str, type_: str) -> str:
+        for c in (await self.status(name)).get("conditions") or []:
+            if c["type"] == type_:
+                return str(c["status"])
+        return ""
+
+
+def _children(*, besides: int = 0) -> set[int]:
+    """Live descendants of this process (from /proc), except ``besides`` (the API server)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if fields[0] == "Z":
+            continue
+        parents[int(entry)] = int(fields[1])
+    me, out, frontier = os.getpid(), set(), {os.getpid()}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier and p not in out and p not in (me, besides)}
+        out |= frontier
+    return out
+
+
+@contextlib.asynccontextmanager
+async def cluster(apiserver: RunningServer, tmp_path: Path, namespace: str, *, nodes: int = 1,
+                  cidr_base: int = 20) -> AsyncIterator[Cluster]:
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client:
+        await client.create(NSS, {"metadata": {"name": namespace}})
+        kubelets = [Kubelet(client, NodeSpec(f"{namespace}-node-{i}"),
+                            runtime=ProcessRuntime(tmp_path / f"node-{i}", node=f"{namespace}-node-{i}"),
+                            pod_cidr=f"127.{cidr_base}.{i}.0/24", cluster_name="test-cluster", renew_interval=1,
+                            status_interval=1, backoff_base=0.5, backoff_max=2.0) for i in range(nodes)]
+        stop = asyncio.Event()
+        sched = SchedulerController(client)
+        tasks = [asyncio.create_task(k.run(stop)) for k in kubelets] + [asyncio.create_task(sched.run(stop))]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(k.registered.wait() for k in kubelets)), 20)
+            yield Cluster(client, kubelets, namespace)
+        finally:
+            stop.set()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(t, 20)
+            for k in kubelets:  # no kubelet serves it any more: keep later tests' pods off it
+                with contextlib.suppress(Exception):
+                    await client.delete(NODES, k.node_name)
+
+
+def http_get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+async def test_echo_pod_serves_on_its_ip_and_node_is_registered(apiserver: RunningServer, tmp_path: Path) -> None:
+    async with cluster(apiserver, tmp_path, "kl-echo", cidr_base=21) as c:
+        node = await c.client.get(NODES, "kl-echo-node-0")
+        assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "atoll-process://1"
+        assert node["spec"]["podCIDR"] == "127.21.0.0/24"
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "kl-echo-node-0"
+        assert "rlimit" in node["metadata"]["annotations"][ENFORCEMENT_ANNOTATION] or \
+            "cgroup" in node["metadata"]["annotations"][ENFORCEMENT_ANNOTATION]
+        assert {x["type"]: x["status"] for x in node["status"]["conditions"]}["Ready"] == "True"
+        lease = await c.client.get(LEASES, "kl-echo-node-0", "kube-node-lease")
+        assert lease["spec"]["holderIdentity"] == "kl-echo-node-0"
+
+        await c.create("web", [{"name": "echo", "image": "atoll/echo:1.2",
+                                "env": [{"name": "GREETING", "value": "hi-$(POD_NAME)"}],
+                                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1}}])
+
+        async def ready() -> bool:
+            return await c.condition("web", "Ready") == "True"
+
+        await eventually(ready, 20)
+        st = await c.status("web")
+        assert st["phase"] == "Running" and st["podIP"].startswith("127.21.0.")
+        assert st["hostIP"] == "127.0.0.1" and st["qosClass"] == "BestEffort"
+        cs = st["containerStatuses"][0]
+        assert cs["ready"] and cs["started"] and cs["restartCount"] == 0 and "running" in cs["state"]
+        assert cs["containerID"].startswith("atoll-process://")
+        body = await asyncio.to_thread(http_get_json, f"http://{st['podIP']}:8080/some/path")
+        assert body["pod"] == "web" and body["namespace"] == "kl-echo" and body["node"] == "kl-echo-node-0"
+        assert body["cluster"] == "test-cluster" and body["podIP"] == st["podIP"] and body["tag"] == "1.2"
+        assert body["path"] == "/some/path"
+        # the conditions' transition times stay put while nothing changes
+        before = {x["type"]: x["lastTransitionTime"] for x in st["conditions"]}
+        await asyncio.sleep(1.2)
+        after = {x["type"]: x["lastTransitionTime"] for x in (await c.status("web"))["conditions"]}
+        assert before == after
+        # logs in CRI format, through the PodAccess seam
+        k = c.kubelets[0]
+        uid = (await c.pod("web"))["metadata"]["uid"]
+        path = k.log_path(uid, "echo")
+        assert path is not None and k.is_running(uid, "echo")
+
+        async def logged() -> bool:
+            text = path.read_text()
+            return " stdout F atoll/echo listening on " in text and " stderr F " in text
+
+        await eventually(logged, 10)
+        proc = await k.exec(uid, "echo", ["sh", "-c", "echo $GREETING $POD_IP"])
+        out, _ = await proc.communicate()
+        assert out.decode().split() == ["hi-web", st["podIP"]]
+        async def reasons() -> bool:
+            return {"Scheduled", "Pulled", "Created", "Started"} <= {e["reason"] for e in await c.events("web")}
+
+        await eventually(reasons, 10)
+        # kubectl reads it the way it reads a kube pod
+        got = await asyncio.to_thread(apiserver.kubectl, "get", "pod", "web", "-n", "kl-echo", "-o", "wide")
+        assert "Running" in got.stdout and "1/1" in got.stdout
+
+
+async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningServer, tmp_path: Path) -> None:
+    async with cluster(apiserver, tmp_path, "kl-crash", cidr_base=22) as c:
+        await c.create("crash", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "echo boom; exit 3"]}])
+        await c.create("ok", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "exit 0"]}],
+                       restartPolicy="Never")
+        await c.create("bad", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "exit 7"]}],
+                       restartPolicy="Never")
+
+        async def looping() -> Obj | None:
+            cs = await c.status("crash", "c")
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            return cs if waiting.get("reason") == "CrashLoopBackOff" and cs.get("restartCount", 0) >= 2 else None
+
+        cs = await eventually(looping, 20)
+        msg = cs["state"]["waiting"]["message"]
+        assert msg.startswith("back-off ") and "restarting failed container=c pod=crash_kl-crash(" in msg
+        assert cs["lastState"]["terminated"]["exitCode"] == 3 and cs["lastState"]["terminated"]["reason"] == "Error"
+        assert (await c.status("crash"))["phase"] == "Running"
+        # the back-off doubles: 500ms, then 1s, then 2s (the cap)
+        seen: set[str] = set()
+
+        async def grew() -> bool:
+            w = ((await c.status("crash", "c")).get("state") or {}).get("waiting") or {}
+            if w.get("reason") == "CrashLoopBackOff":
+                seen.add(w["message"].split()[1])
+            return "2s" in seen
+
+        await eventually(grew, 20, interval=0.1)
+        assert {"1s", "2s"} <= seen
+        async def backoff_event() -> bool:
+            return "BackOff" in {e["reason"] for e in await c.events("crash")}
+
+        await eventually(backoff_event, 10)
+
+        async def phase(name: str, want: str) -> bool:
+            return (await c.status(name)).get("phase") == want
+
+        await eventually(lambda: phase("ok", "Succeeded"), 15)
+        await eventually(lambda: phase("bad", "Failed"), 15)
+        term = (await c.status("bad", "c"))["state"]["terminated"]
+        assert term["exitCode"] == 7 and term["reason"] == "Error"
+        assert (await c.status("ok", "c"))["state"]["terminated"]["reason"] == "Completed"
+        assert await c.condition("ok", "Ready") == "False"
+
+
+async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningServer, tmp_path: Path) -> None:
+    async with cluster(apiserver, tmp_path, "kl-probe", cidr_base=23) as c:
+        await c.create("live", [{"name": "c", "image": "busybox",
+                                 "args": ["sh", "-c", "touch healthy; sleep 1; rm healthy; sleep 600"],
+                                 "livenessProbe": {"exec": {"command": ["cat", "healthy"]}, "periodSeconds": 1,
+                                                   "failureThreshold": 1}}])
+        await c.create("gate", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
+                                 "readinessProbe": {"exec": {"command": ["test", "-f", "ready"]},
+                                                    "periodSeconds": 1}}])
+
+        async def restarted() -> bool:
+            return (await c.status("live", "c")).get("restartCount", 0) >= 1
+
+        await eventually(restarted, 20)
+        async def messages() -> list[str] | None:
+            got = [e["message"] for e in await c.events("live")]
+            return got if "Container c failed liveness probe, will be restarted" in got else None
+
+        assert any(m.startswith("Liveness probe failed: ") for m in await eventually(messages, 10))
+
+        async def running() -> bool:
+            return "running" in ((await c.status("gate", "c")).get("state") or {})
+
+        await eventually(running, 15)
+        await asyncio.sleep(1.5)
+        assert await c.condition("gate", "Ready") == "False"
+        assert await c.condition("gate", "ContainersReady") == "False"
+        pod = await c.pod("gate")
+        k = c.kubelets[0]
+        proc = await k.exec(pod["metadata"]["uid"], "c", ["touch", "ready"])
+        assert await proc.wait() == 0
+
+        async def ready() -> bool:
+            return await c.condition("gate", "Ready") == "True"
+
+        await eventually(ready, 10)
+        assert (await c.status("gate", "c"))["ready"] is True
+
+
+TRAP = "trap 'echo got TERM; exit 0' TERM; echo started; while true; do sleep 0.1; done"
+
+
+async def test_graceful_deletion_sigterm_then_sigkill(apiserver: RunningServer, tmp_path: Path) -> None:
+    async with cluster(apiserver, tmp_path, "kl-term", cidr_base=24) as c:
+        await c.create("polite", [{"name": "c", "image": "busybox", "command": ["sh", "-c", TRAP]}])
+        await c.create("stubborn", [{"name": "c", "image": "busybox",
+                                     "command": ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"]}],
+                       terminationGracePeriodSeconds=1)
+        for name in ("polite", "stubborn"):
+            await eventually(lambda name=name: c.condition(name, "Ready"), 15)
+        k = c.kubelets[0]
+        polite = await c.pod("polite")
+        log = k.log_path(polite["metadata"]["uid"], "c")
+        assert log is not None
+        await eventually(lambda: asyncio.sleep(0, "started" in log.read_text()), 10)
+        t0 = asyncio.get_running_loop().time()
+        await c.client.delete(PODS, "polite", c.ns)
+        await c.client.delete(PODS, "stubborn", c.ns)
+
+        async def gone(name: str) -> bool:
+            return not any(p["metadata"]["name"] == name for p in (await c.client.list(PODS, c.ns))["items"])
+
+        await eventually(lambda: gone("polite"), 15)
+        await eventually(lambda: gone("stubborn"), 15)
+        elapsed = asyncio.get_running_loop().time() - t0
+        assert elapsed >= 0.9  # the stubborn one needed its grace period to run out
+        async def killing() -> bool:
+            return [e["message"] for e in await c.events("polite") if e["reason"] == "Killing"] == [
+                "Stopping container c"]
+
+        await eventually(killing, 10)
+        # the polite container saw SIGTERM (its log is gone with the pod: check the events' exit)
+
+
+async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Path) -> None:
+    async with cluster(apiserver, tmp_path, "kl-misc", cidr_base=25) as c:
+        await c.create("nope", [{"name": "c", "image": "example.com/no/such:1"}])
+        await c.create("hog", [{"name": "c", "image": "python",
+                                "command": [sys.executable, "-c", "x = bytearray(200 * 2**20); print('allocated')"],
+                                "resources": {"limits": {"memory": "64Mi"}}}], restartPolicy="Never")
+        await c.create("cm", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
+                               "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "k"}}}]}])
+
+        async def waiting(name: str, reason: str) -> Obj | None:
+            w = ((await c.status(name, "c")).get("state") or {}).get("waiting") or {}
+            return w if w.get("reason") == reason else None
+
+        w = await eventually(lambda: waiting("nope", "ErrImagePull"), 10, interval=0.01) \
+            if False else await eventually(lambda: waiting("nope", "ImagePullBackOff"), 10)
+        assert 'Failed to pull image "example.com/no/such:1": image not found in the Atoll image catalog' in w["message"]
+        async def pull_failed() -> bool:
+            return any(e["type"] == "Warning" and e["message"].startswith('Failed to pull image "example.com/no/such:1"')
+                       for e in await c.events("nope"))
+
+        await eventually(pull_failed, 10)
+        assert (await c.status("nope"))["phase"] == "Pending"
+
+        async def done() -> Obj | None:
+            st = await c.status("hog")
+            return st if st.get("phase") in ("Failed", "Succeeded") else None
+
+        st = await eventually(done, 20)
+        term = st["containerStatuses"][0]["state"]["terminated"]
+        mode = c.kubelets[0].runtime.enforcement
+        assert st["phase"] == "Failed" and term["exitCode"] != 0
+        assert term["reason"] == ("OOMKilled" if mode.startswith("cgroup") else "Error")
+        w2 = await eventually(lambda: waiting("cm", "CreateContainerConfigError"), 10)
+        assert w2["message"] == 'configmap "missing" not found'
+        await c.create("tree", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 600 & sleep 600"]}])
+        await eventually(lambda: c.condition("tree", "Ready"), 15)
+        assert len(_children(besides=apiserver.process.pid)) >= 3, "a container is a process tree of our own"
+    left = _children(besides=apiserver.process.pid)
+    assert not left, f"child processes left after the kubelet stopped: {left}"

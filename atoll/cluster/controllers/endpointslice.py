@@ -27,11 +27,11 @@ import copy
 import datetime as dt
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from atoll.api.errors import Conflict, NotFound
+from atoll.api.errors import Conflict, Forbidden, NotFound
 from atoll.api.selectors import LabelSelector
 from atoll.client import Client, Resource
 from atoll.machinery.controlling import Controller, Result
@@ -53,6 +53,7 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 MAX_ENDPOINTS_PER_SLICE = 100
 STALE_RETRY = 0.1
+NODE_RETRY = 1.0
 
 PortKey = tuple[tuple[str, int, str, str], ...]
 """A slice's port list as a comparable value: (name, port, protocol, appProtocol), sorted."""
@@ -200,11 +201,19 @@ class PortGroup:
     endpoints: dict[EndpointKey, Obj] = field(default_factory=dict)
 
 
-def desired_groups(service: Obj, pods: Iterable[Obj], zones: Mapping[str, str]) -> dict[PortKey, PortGroup]:
-    """The endpoints this Service should have, grouped by their resolved ports."""
+def desired_groups(service: Obj, pods: Iterable[Obj], zones: Mapping[str, str], *,
+                   nodes: Container[str] | None = None) -> dict[PortKey, PortGroup]:
+    """The endpoints this Service should have, grouped by their resolved ports.
+
+    With ``nodes`` (the known node names), a pod on a node that does not exist is left
+    out, as kube does, unless the Service publishes not-ready addresses.
+    """
+    publish = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
     groups: dict[PortKey, PortGroup] = {}
     for pod in sorted(pods, key=lambda p: (p.get("metadata") or {}).get("name", "")):
         if not should_be_in_endpoints(pod, include_terminating=True):
+            continue
+        if nodes is not None and not publish and (pod.get("spec") or {}).get("nodeName") not in nodes:
             continue
         ports = endpoint_ports(service, pod)  # a pod resolving none of them is still listed, portless
         ep = pod_to_endpoint(pod, service, zones)
@@ -262,12 +271,20 @@ def _is_placeholder(slice_: Obj) -> bool:
 
 def plan_slices(service: Obj, existing: list[Obj], desired: Mapping[PortKey, PortGroup], *,
                 max_per_slice: int = MAX_ENDPOINTS_PER_SLICE) -> SlicePlan:
-    """Kube's reconciler: the fewest slice writes that make ``existing`` hold exactly ``desired``."""
+    """Kube's reconciler: the fewest slice writes that make ``existing`` hold exactly ``desired``.
+
+    Per port list: existing slices keep the endpoints still wanted (rewritten when they
+    changed), slices being rewritten take new endpoints first (fullest first), then the
+    remainder goes into the fullest untouched slice that can take it all, else into new
+    slices. Slices of another address type or not owned by this Service are deleted. A
+    slice about to be deleted is reused for one about to be created (an update instead
+    of a delete and a create), and a Service without endpoints keeps one placeholder.
+    """
     plan = SlicePlan()
     labels = slice_labels(service)
     by_key: dict[PortKey, list[Obj]] = {}
     for s in sorted(existing, key=lambda s: (s.get("metadata") or {}).get("name", "")):
-        if s.get("addressType") != "IPv4":
+        if s.get("addressType") != "IPv4" or not _owned_by(s, service):
             plan.delete.append(s)
         else:
             by_key.setdefault(port_key(s.get("ports")), []).append(s)
@@ -282,30 +299,31 @@ def plan_slices(service: Obj, existing: list[Obj], desired: Mapping[PortKey, Por
             kept: list[Obj] = []
             changed = False
             for ep in s.get("endpoints") or []:
-                k = endpoint_key(ep)
-                want = remaining.pop(k, None)
+                want = remaining.pop(endpoint_key(ep), None)
                 if want is None:
                     changed = True  # gone, or a duplicate of one kept already
                     continue
-                if not endpoints_equal(want, ep):
+                if endpoints_equal(want, ep):
+                    kept.append(ep)
+                else:
+                    kept.append(want)
                     changed = True
-                kept.append(want if not endpoints_equal(want, ep) else ep)
-            meta_changed = ((s.get("metadata") or {}).get("labels") or {}) != labels or not _owned_by(s, service)
+            relabel = ((s.get("metadata") or {}).get("labels") or {}) != labels
             if not kept:
                 plan.delete.append(s)
-            elif changed or meta_changed:
+            elif changed or relabel:
                 updated = copy.deepcopy(s)
                 updated["endpoints"] = kept
+                updated["metadata"]["labels"] = dict(labels)
                 updating.append(updated)
             else:
                 unchanged.append(s)
         todo = [remaining[k] for k in sorted(remaining)]
-        # 1. Slices being rewritten anyway take new endpoints first.
-        for s in updating:
+        # 1. Slices being rewritten anyway take new endpoints first, the fullest first.
+        for s in sorted(updating, key=lambda s: -len(s["endpoints"])):
             while todo and len(s["endpoints"]) < max_per_slice:
                 s["endpoints"].append(todo.pop(0))
-        # 2. Whole new slices, then the remainder into the fullest untouched slice that fits it.
-        creating: list[Obj] = []
+        # 2. The remainder into the fullest untouched slice that fits it all, else new slices.
         while todo:
             target: Obj | None = None
             if len(todo) < max_per_slice:
@@ -318,38 +336,33 @@ def plan_slices(service: Obj, existing: list[Obj], desired: Mapping[PortKey, Por
                     updating.append(target)
             if target is None:
                 target = new_slice(service, group.ports, [])
-                creating.append(target)
+                plan.create.append(target)
             while todo and len(target["endpoints"]) < max_per_slice:
                 target["endpoints"].append(todo.pop(0))
-        for s in updating:
-            s.setdefault("metadata", {})["labels"] = dict(labels)
-            _ensure_owner(s, service)
         plan.update.extend(updating)
-        plan.create.extend(creating)
     # A Service without endpoints keeps one empty placeholder slice.
     if len(plan.delete) == len(existing) and not plan.create:
-        placeholder = next((s for s in plan.delete if _is_placeholder(s) and s.get("addressType") == "IPv4"), None)
-        if placeholder is not None:
-            plan.delete.remove(placeholder)
-            if ((placeholder.get("metadata") or {}).get("labels") or {}) != labels \
-                    or not _owned_by(placeholder, service):
-                fixed = copy.deepcopy(placeholder)
-                fixed["metadata"]["labels"] = dict(labels)
-                _ensure_owner(fixed, service)
-                plan.update.append(fixed)
+        if len(plan.delete) == 1 and _is_placeholder(plan.delete[0]) and _owned_by(plan.delete[0], service) \
+                and plan.delete[0].get("addressType") == "IPv4" \
+                and ((plan.delete[0].get("metadata") or {}).get("labels") or {}) == labels:
+            plan.delete.clear()
         else:
             plan.create.append(new_slice(service, None, []))
+    # Rewrite slices due for deletion rather than delete one and create another.
+    i = 0
+    while i < len(plan.delete) and plan.create:
+        doomed = plan.delete[i]
+        if doomed.get("addressType") == "IPv4" and _owned_by(doomed, service):
+            reused = plan.create.pop()
+            md = reused["metadata"]
+            md.pop("generateName", None)
+            md["name"] = doomed["metadata"]["name"]
+            md["resourceVersion"] = doomed["metadata"].get("resourceVersion")
+            plan.update.append(reused)
+            del plan.delete[i]
+        else:
+            i += 1
     return plan
-
-
-def _ensure_owner(slice_: Obj, service: Obj) -> None:
-    if _owned_by(slice_, service):
-        return
-    md = service.get("metadata") or {}
-    refs = [r for r in slice_["metadata"].get("ownerReferences") or [] if not r.get("controller")]
-    refs.append({"apiVersion": "v1", "kind": "Service", "name": md.get("name", ""), "uid": md.get("uid", ""),
-                 "controller": True, "blockOwnerDeletion": True})
-    slice_["metadata"]["ownerReferences"] = refs
 
 
 # -- trigger time ---------------------------------------------------------------------------
@@ -483,18 +496,28 @@ class EndpointSliceController(Controller):
         if self._cache_is_stale(key, ns):
             return Result(requeue_after=STALE_RETRY)
         pods = selected_pods(service, self.pods.lister.list(ns))
-        desired = desired_groups(service, pods, self.zones())
+        nodes = {n["metadata"]["name"] for n in self.nodes.lister.list()}
+        desired = desired_groups(service, pods, self.zones(), nodes=nodes)
+        # Pods on nodes not (yet) known are left out for now and looked at again shortly.
+        again = Result(requeue_after=NODE_RETRY) if any(
+            (p.get("spec") or {}).get("nodeName") not in nodes for p in pods
+            if should_be_in_endpoints(p, include_terminating=True)) else Result()
         plan = plan_slices(service, self.managed_slices(ns, name), desired,
                            max_per_slice=self.max_endpoints_per_slice)
+        if (service.get("metadata") or {}).get("deletionTimestamp"):
+            plan.create.clear()  # the garbage collector is removing slices: do not race it with new ones
         if plan.empty():
-            return Result()
+            return again
         trigger = last_change_time(service, pods)
         expected: dict[str, int | None] = {}
         try:
             for s in plan.create:
                 if trigger:
                     s["metadata"].setdefault("annotations", {})[TRIGGER_TIME_ANNOTATION] = trigger
-                created = await self.client.create(ENDPOINTSLICES, s, ns)
+                try:
+                    created = await self.client.create(ENDPOINTSLICES, s, ns)
+                except Forbidden:
+                    return Result()  # the namespace is terminating: nothing more to publish there
                 expected[created["metadata"]["name"]] = int(created["metadata"].get("generation") or 1)
             for s in plan.update:
                 if trigger:
@@ -516,4 +539,4 @@ class EndpointSliceController(Controller):
                 self._expected.setdefault(key, {}).update(expected)
         logger.debug("%s: %s: %d created, %d updated, %d deleted", self.NAME, key, len(plan.create),
                      len(plan.update), len(plan.delete))
-        return Result()
+        return again

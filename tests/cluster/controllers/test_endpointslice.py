@@ -142,11 +142,12 @@ def pods_range(lo: int, hi: int, **kwargs: Any) -> list[Obj]:
     ([("s1", (0, 5))], (0, 5), 100, ([], [], [])),                       # nothing to do
     ([("s1", (0, 5))], (0, 6), 100, ([], ["s1"], [])),                   # the new one joins the slice
     ([("s1", (0, 5))], (1, 5), 100, ([], ["s1"], [])),                   # one removed in place
-    ([("s1", (0, 5))], (5, 8), 100, ([3], [], ["s1"])),                  # all replaced
+    ([("s1", (0, 5))], (5, 8), 100, ([], ["s1"], [])),                   # all replaced: the slice reused
     ([("s1", (0, 100))], (0, 101), 100, ([1], [], [])),                  # full: a new slice
     ([("s1", (0, 3)), ("s2", (3, 90))], (0, 95), 100, ([], ["s2"], [])),  # remainder into the fullest that fits
     ([("s1", (0, 99)), ("s2", (99, 100))], (0, 99), 100, ([], [], ["s2"])),
-    ([("s1", (0, 4))], (0, 0), 100, ([0], [], ["s1"])),                  # emptied: placeholder replaces it
+    ([("s1", (0, 4))], (0, 0), 100, ([], ["s1"], [])),                   # emptied: rewritten as placeholder
+    ([("s1", (0, 4)), ("s2", (4, 8))], (0, 0), 100, ([], ["s1"], ["s2"])),
 ])
 def test_plan_slices(existing: list[tuple[str, tuple[int, int]]], pods: tuple[int, int], max_per: int,
                      expect: tuple[list[int], list[str], list[str]]) -> None:
@@ -178,6 +179,25 @@ def test_plan_rewrites_changed_conditions_in_place() -> None:
     assert [s["metadata"]["name"] for s in plan.update] == ["s1"] and not plan.create and not plan.delete
     by_name = {e["targetRef"]["name"]: e["conditions"]["ready"] for e in plan.update[0]["endpoints"]}
     assert by_name == {"p000": True, "p001": True, "p002": False}
+
+
+def test_plan_deletes_slices_of_another_service_with_the_same_name() -> None:
+    svc = service()
+    stale = existing_slice("old-owner", pods_range(0, 2))
+    stale["metadata"]["ownerReferences"][0]["uid"] = "previous-service"
+    plan = plan_slices(svc, [stale], desired_groups(svc, pods_range(0, 2), {}))
+    # Not reused either: the garbage collector is deleting it with its old owner.
+    assert [s["metadata"]["name"] for s in plan.delete] == ["old-owner"]
+    assert [len(s["endpoints"]) for s in plan.create] == [2] and not plan.update
+
+
+def test_pods_on_unknown_nodes_are_left_out_unless_published() -> None:
+    pods = [pod("a", ports={"http": 8080}, node="n1"), pod("b", ip="10.0.0.2", ports={"http": 8080}, node="gone")]
+    names = [e["targetRef"]["name"] for g in desired_groups(service(), pods, {}, nodes={"n1"}).values()
+             for e in g.endpoints.values()]
+    assert names == ["a"]
+    published = desired_groups(service(publish=True), pods, {}, nodes={"n1"})
+    assert sorted(e["targetRef"]["name"] for g in published.values() for e in g.endpoints.values()) == ["a", "b"]
 
 
 def test_plan_deletes_slices_with_stale_ports_and_relabels() -> None:

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from atoll.api.errors import Conflict, NotFound
@@ -49,6 +49,7 @@ PODS = Resource("v1", "pods", True, "Pod")
 NODES = Resource("v1", "nodes", False, "Node")
 DAEMONSETS = Resource("apps/v1", "daemonsets", True, "DaemonSet")
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
+EXPECTATION_TIMEOUT = 300.0
 FAILED_POD_BACKOFF = (1.0, 900.0)
 """Delay before deleting the next failed pod on the same node: 1 s doubling to 15 min (kube's)."""
 
@@ -84,11 +85,11 @@ def pin_to_node(spec: Obj, node: str) -> Obj:
     affinity = spec.setdefault("affinity", {})
     node_affinity = affinity.setdefault("nodeAffinity", {})
     required = node_affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
-    field = {"key": "metadata.name", "operator": "In", "values": [node]}
+    pin = {"key": "metadata.name", "operator": "In", "values": [node]}
     terms = required.get("nodeSelectorTerms") or []
     if not terms:
         terms = [{}]
-    required["nodeSelectorTerms"] = [{**term, "matchFields": [field]} for term in terms]
+    required["nodeSelectorTerms"] = [{**term, "matchFields": [pin]} for term in terms]
     return spec
 
 
@@ -100,9 +101,9 @@ def target_node(pod: Obj) -> str:
     terms = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
              .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
     for term in terms:
-        for field in term.get("matchFields") or []:
-            values = field.get("values") or []
-            if field.get("key") == "metadata.name" and field.get("operator") == "In" and len(values) == 1:
+        for req in term.get("matchFields") or []:
+            values = req.get("values") or []
+            if req.get("key") == "metadata.name" and req.get("operator") == "In" and len(values) == 1:
                 return str(values[0])
     return ""
 
@@ -264,6 +265,35 @@ def controller_of(obj: Obj) -> Obj | None:
 # -- the controller ----------------------------------------------------------------------------
 
 
+@dataclass
+class Expectations:
+    """Pods this controller created or deleted for one DaemonSet and has not yet seen so in its cache.
+
+    Acting on a cache that lags behind its own writes would create a second pod on a node
+    (or surge past ``maxSurge``); like kube, the controller waits until they show up.
+    """
+
+    creates: set[str] = field(default_factory=set)
+    deletes: set[str] = field(default_factory=set)
+    since: float = 0.0
+
+    def created(self, name: str) -> None:
+        self.creates.add(name)
+        self.since = time.monotonic()
+
+    def deleted(self, uid: str) -> None:
+        self.deletes.add(uid)
+        self.since = time.monotonic()
+
+    def observe(self, pods: list[Obj]) -> bool:
+        """Forget what the cache now shows; whether nothing is outstanding (or we waited too long)."""
+        names = {p["metadata"]["name"] for p in pods}
+        live = {p["metadata"].get("uid") for p in pods if not p["metadata"].get("deletionTimestamp")}
+        self.creates -= names
+        self.deletes &= live
+        return (not self.creates and not self.deletes) or time.monotonic() - self.since > EXPECTATION_TIMEOUT
+
+
 class DaemonSetController(Controller):
     NAME: ClassVar[str] = "daemonset-controller"
 
@@ -274,6 +304,7 @@ class DaemonSetController(Controller):
         self.history = RevisionHistory(client, kind="DaemonSet", hash_label=REVISION_LABEL)
         self.failed_pod_backoff = failed_pod_backoff
         self._backoff: dict[tuple[str, str], tuple[float, float]] = {}
+        self._expected: dict[str, Expectations] = {}
         """(daemonset uid, node) → (current delay, monotonic time of the last failed-pod deletion)."""
         self.daemonsets = self.watch(Informer(client, DAEMONSETS))
         self.pods = self.watch(Informer(client, PODS), key_for=self._owner_keys)
@@ -319,8 +350,11 @@ class DaemonSetController(Controller):
         recheck: float | None = None
 
         by_node: dict[str, list[Obj]] = {}
-        for pod in self._owned(self.pods, ds):
+        owned = self._owned(self.pods, ds)
+        for pod in owned:
             by_node.setdefault(target_node(pod), []).append(pod)
+        expect = self._expected.setdefault(key, Expectations())
+        settled = expect.observe(owned)
         views: dict[str, list[DaemonPod]] = {}
         for node_name, pods in by_node.items():
             views[node_name] = []
@@ -369,17 +403,21 @@ class DaemonSetController(Controller):
             delete += [p for p in old if p not in delete]
             create_on += [n for n in surge_on if n not in create_on]
 
-        for name in create_on:
-            await self._create(ds, pod_spec, name, hash_)
+        if not settled:
+            create_on, delete = [], []  # our last creations/deletions are not in the cache yet (kube's expectations)
+        # Deletions first: a surge that replaced an old pod never overlaps the next surge.
         pods_by_name = {p["metadata"]["name"]: p for pods in by_node.values() for p in pods}
         for name in delete:
             pod = pods_by_name[name]
+            expect.deleted(pod["metadata"]["uid"])
             if name in failed_nodes:
                 self._next_backoff((str(md.get("uid")), failed_nodes[name]))
                 await self.events.record(ds, "Warning", "FailedDaemonPod",
                                          f"Found failed daemon pod {md.get('namespace')}/{name} on node "
                                          f"{failed_nodes[name]}, will try to kill it")
             await self._delete(ds, pod)
+        for name in create_on:
+            expect.created(await self._create(ds, pod_spec, name, hash_))
 
         await self._update_status(ds, nodes=eligibility, views=views, hash_=hash_, collisions=collisions)
         live = {r["metadata"]["name"] for r in revisions
@@ -388,7 +426,7 @@ class DaemonSetController(Controller):
         await self.history.truncate(ds, revisions, live=live)
         return Result(requeue_after=recheck)
 
-    async def _create(self, ds: Obj, pod_spec: Obj, node: str, hash_: str) -> None:
+    async def _create(self, ds: Obj, pod_spec: Obj, node: str, hash_: str) -> str:
         md = ds["metadata"]
         template = (ds.get("spec") or {}).get("template") or {}
         pod_md = copy.deepcopy(template.get("metadata") or {})
@@ -401,6 +439,7 @@ class DaemonSetController(Controller):
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_md, "spec": pin_to_node(pod_spec, node)}
         created = await self.client.create(PODS, pod)
         await self.events.record(ds, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
+        return str(created["metadata"]["name"])
 
     async def _delete(self, ds: Obj, pod: Obj) -> None:
         pmd = pod["metadata"]

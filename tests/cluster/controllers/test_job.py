@@ -1,0 +1,339 @@
+"""Job controller: counting, backoff and deadline decisions table-driven, then Jobs over a real API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from atoll.client import Client, Resource
+from atoll.cluster.controllers.job import (
+    INDEX_ENV,
+    INDEX_KEY,
+    JOBS,
+    PODS,
+    TRACKING_FINALIZER,
+    JobController,
+    backoff_remaining,
+    ensure_condition,
+    format_indexes,
+    is_complete,
+    is_pod_failed,
+    parse_indexes,
+    past_deadline,
+    pending_indexes,
+    want_active,
+    with_index,
+)
+from atoll.cluster.kubelet.simulated import NODES, NodeSpec, SimulatedNodes, Stages
+from atoll.cluster.scheduler.controller import SchedulerController
+from tests.conftest import RunningServer, require_kubectl
+from tests.waiting import eventually
+
+NSS = Resource("v1", "namespaces", namespaced=False)
+EVENTS = Resource("v1", "events", True, "Event")
+
+
+@pytest.mark.parametrize(("failures", "elapsed", "remaining"), [
+    (0, 0.0, 0.0), (1, 0.0, 10.0), (2, 0.0, 20.0), (3, 5.0, 35.0), (6, 0.0, 320.0), (7, 0.0, 360.0),
+    (30, 0.0, 360.0), (1, 15.0, 0.0)])
+def test_backoff_doubles_and_caps(failures: int, elapsed: float, remaining: float) -> None:
+    assert backoff_remaining(failures, 100.0, 100.0 + elapsed) == pytest.approx(remaining)
+
+
+def test_backoff_base_is_configurable() -> None:
+    assert backoff_remaining(3, 0.0, 0.0, base=0.1, cap=1.0) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(("completions", "parallelism", "succeeded", "active", "want", "complete"), [
+    (None, 3, 0, 0, 3, False),       # work queue: parallelism until the first success
+    (None, 3, 1, 2, 2, False),       # then leave the running ones running
+    (None, 3, 1, 0, 0, True),
+    (5, 2, 0, 0, 2, False),
+    (5, 2, 4, 1, 1, False),          # never more than the remaining completions
+    (5, 2, 5, 0, 0, True),
+    (5, 0, 0, 0, 0, False),
+    (3, 5, 4, 0, 0, True),
+])
+def test_wanted_active_and_completion(completions: int | None, parallelism: int, succeeded: int, active: int,
+                                      want: int, complete: bool) -> None:
+    assert want_active(completions=completions, parallelism=parallelism, succeeded=succeeded, active=active) == want
+    assert is_complete(completions=completions, succeeded=succeeded, active=active) is complete
+
+
+@pytest.mark.parametrize(("text", "indexes"), [("", set()), ("0", {0}), ("1,3-5", {1, 3, 4, 5}),
+                                               ("0-2,7,9-10", {0, 1, 2, 7, 9, 10})])
+def test_completed_indexes_round_trip(text: str, indexes: set[int]) -> None:
+    assert parse_indexes(text) == indexes
+    assert format_indexes(indexes) == text
+
+
+@pytest.mark.parametrize(("completions", "succeeded", "active", "count", "expected"), [
+    (5, set(), set(), 2, [0, 1]), (5, {0}, {1}, 2, [2, 3]), (3, {0, 2}, set(), 5, [1]), (3, {0, 1, 2}, set(), 1, [])])
+def test_pending_indexes(completions: int, succeeded: set[int], active: set[int], count: int,
+                         expected: list[int]) -> None:
+    assert pending_indexes(completions, succeeded=succeeded, active=active, count=count) == expected
+
+
+@pytest.mark.parametrize(("phase", "deleting", "policy", "failed"), [
+    ("Failed", False, "TerminatingOrFailed", True), ("Running", False, "TerminatingOrFailed", False),
+    ("Running", True, "TerminatingOrFailed", True), ("Succeeded", True, "TerminatingOrFailed", False),
+    ("Running", True, "Failed", False), ("Failed", True, "Failed", True)])
+def test_pod_failure(phase: str, deleting: bool, policy: str, failed: bool) -> None:
+    pod = {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"} if deleting else {}, "status": {"phase": phase}}
+    assert is_pod_failed(pod, {"spec": {"podReplacementPolicy": policy}}) is failed
+
+
+@pytest.mark.parametrize(("spec", "started", "over"), [
+    ({"activeDeadlineSeconds": 10}, 15, 5.0), ({"activeDeadlineSeconds": 10}, 4, -6.0), ({}, 100, None),
+    ({"activeDeadlineSeconds": 10, "suspend": True}, 100, None)])
+def test_past_deadline(spec: dict[str, Any], started: int, over: float | None) -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    start = (now - dt.timedelta(seconds=started)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert past_deadline({"spec": spec, "status": {"startTime": start}}, now) == over
+
+
+@pytest.mark.parametrize(("conditions", "status", "changed", "count"), [
+    ([], "False", False, 0),
+    ([], "True", True, 1),
+    ([{"type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended"}], "True",
+     False, 1),
+    ([{"type": "Suspended", "status": "True", "reason": "JobSuspended", "message": "Job suspended"}], "False",
+     True, 1),
+])
+def test_ensure_condition(conditions: list[dict[str, Any]], status: str, changed: bool, count: int) -> None:
+    reason, message = ("JobSuspended", "Job suspended") if status == "True" else ("JobResumed", "Job resumed")
+    out, did = ensure_condition(conditions, "Suspended", status, reason, message, "2026-01-01T00:00:00Z")
+    assert did is changed and len(out) == count
+    if count:
+        assert out[0]["status"] == status
+
+
+def test_indexed_template() -> None:
+    t = with_index({"spec": {"containers": [{"name": "a"}, {"name": "b", "env": [{"name": "X", "value": "1"}]}]}},
+                   "job", 4)
+    assert t["metadata"]["annotations"][INDEX_KEY] == "4" and t["metadata"]["labels"][INDEX_KEY] == "4"
+    assert t["spec"]["hostname"] == "job-4"
+    for c in t["spec"]["containers"]:
+        env = {e["name"]: e for e in c["env"]}
+        assert env[INDEX_ENV]["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{INDEX_KEY}']"
+
+
+# -- over a real API server ----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def cluster(apiserver: RunningServer, namespace: str, *, run_pods: bool = True) -> AsyncIterator[Client]:
+    """A namespace, one simulated node pool only its own pods use, the scheduler and a fast-backoff JobController.
+
+    Without ``run_pods`` the nodes are registered but no kubelet runs their pods: they stay
+    Pending (active) until the test moves them, which is how failures are staged here.
+    """
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client:
+        await client.create(NSS, {"metadata": {"name": namespace}})
+        stop = asyncio.Event()
+        nodes = [NodeSpec(f"{namespace}-node-{i}", labels={"pool": namespace}) for i in range(2)]
+        sim = SimulatedNodes(client, nodes, stages=Stages(complete=0.2), renew_interval=1)
+        controllers = [SchedulerController(client), JobController(client, backoff_base=0.2, backoff_max=1.0)]
+        tasks = [asyncio.create_task(c.run(stop)) for c in controllers]
+        if run_pods:
+            tasks.append(asyncio.create_task(sim.run(stop)))
+        else:
+            await sim.register()
+        try:
+            yield client
+        finally:
+            stop.set()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(t, 10)
+            for n in nodes:
+                with contextlib.suppress(Exception):
+                    await client.delete(NODES, n.name)
+
+
+def job(name: str, ns: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": ns},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "nodeSelector": {"pool": ns},
+                                           "containers": [{"name": "c", "image": "work"}]}}, **spec}}
+
+
+def conditions_of(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+async def pods_of(client: Client, ns: str, name: str) -> list[dict[str, Any]]:
+    return list((await client.list(PODS, ns, label_selector=f"batch.kubernetes.io/job-name={name}"))["items"])
+
+
+async def test_job_runs_to_completion_and_counts_survive_pod_deletion(apiserver: RunningServer) -> None:
+    require_kubectl()
+    ns = "job-basic"
+    async with cluster(apiserver, ns) as client:
+        await client.create(JOBS, job("work", ns, completions=4, parallelism=2))
+        peak = 0
+
+        async def watch_peak() -> None:
+            nonlocal peak
+            while True:
+                active = [p for p in await pods_of(client, ns, "work")
+                          if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+                peak = max(peak, len(active))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(watch_peak())
+        try:
+            out = await asyncio.to_thread(apiserver.kubectl, "wait", "--for=condition=complete", "job/work", "-n", ns,
+                                          "--timeout=40s", timeout=50)
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        assert "condition met" in out.stdout
+        assert peak <= 2  # parallelism
+        got = await client.get(JOBS, "work", ns)
+        st = got["status"]
+        assert st["succeeded"] == 4 and st["failed"] == 0 and st["active"] == 0
+        assert st["startTime"] and st["completionTime"]
+        assert st["uncountedTerminatedPods"] == {"succeeded": [], "failed": []}
+        conds = conditions_of(got)
+        assert conds["Complete"]["status"] == "True" and conds["Complete"]["reason"] == "CompletionsReached"
+        assert conds["SuccessCriteriaMet"]["status"] == "True"
+        pods = await pods_of(client, ns, "work")
+        assert len(pods) == 4
+        uid = got["metadata"]["uid"]
+        for p in pods:
+            labels = p["metadata"]["labels"]
+            assert labels["batch.kubernetes.io/controller-uid"] == labels["controller-uid"] == uid
+            assert labels["job-name"] == "work"
+            assert TRACKING_FINALIZER not in (p["metadata"].get("finalizers") or [])
+        # The counts are in the Job now, not in the pods.
+        for p in pods:
+            await client.delete(PODS, p["metadata"]["name"], ns)
+        await eventually(lambda: _no_pods(client, ns, "work"), timeout=20)
+        assert (await client.get(JOBS, "work", ns))["status"]["succeeded"] == 4
+        reasons = {e["reason"] for e in (await client.list(EVENTS, ns))["items"]
+                   if e["involvedObject"].get("name") == "work"}
+        assert {"SuccessfulCreate", "Completed"} <= reasons
+
+
+async def _no_pods(client: Client, ns: str, name: str) -> bool:
+    return not await pods_of(client, ns, name)
+
+
+async def test_indexed_job_and_ttl_after_finished(apiserver: RunningServer) -> None:
+    ns = "job-indexed"
+    async with cluster(apiserver, ns) as client:
+        await client.create(JOBS, job("idx", ns, completions=3, parallelism=3, completionMode="Indexed"))
+
+        async def complete(name: str) -> dict[str, Any] | None:
+            obj = await client.get(JOBS, name, ns)
+            return obj if conditions_of(obj).get("Complete", {}).get("status") == "True" else None
+
+        done = await eventually(lambda: complete("idx"), timeout=30)
+        assert done["status"]["completedIndexes"] == "0-2" and done["status"]["succeeded"] == 3
+        pods = await pods_of(client, ns, "idx")
+        by_index = {p["metadata"]["annotations"][INDEX_KEY]: p for p in pods}
+        assert set(by_index) == {"0", "1", "2"}
+        for ix, p in by_index.items():
+            assert p["metadata"]["labels"][INDEX_KEY] == ix
+            assert p["metadata"]["name"].startswith(f"idx-{ix}-")
+            assert p["spec"]["hostname"] == f"idx-{ix}"
+            assert any(e["name"] == INDEX_ENV for e in p["spec"]["containers"][0]["env"])
+
+        # ttlSecondsAfterFinished deletes the finished Job (and the garbage collector its pods).
+        await client.create(JOBS, job("short", ns, ttlSecondsAfterFinished=1))
+
+        async def gone() -> bool:
+            try:
+                await client.get(JOBS, "short", ns)
+            except Exception:
+                return True
+            return False
+
+        await eventually(gone, timeout=20)
+        await eventually(lambda: _no_pods(client, ns, "short"), timeout=20)
+
+
+async def test_failures_back_off_then_exceed_the_limit(apiserver: RunningServer) -> None:
+    ns = "job-fail"
+    async with cluster(apiserver, ns, run_pods=False) as client:
+        await client.create(JOBS, job("flaky", ns, backoffLimit=1))
+
+        async def scheduled(exclude: set[str]) -> dict[str, Any] | None:
+            for p in await pods_of(client, ns, "flaky"):
+                if p["metadata"]["uid"] not in exclude and p["spec"].get("nodeName") \
+                        and not p["metadata"].get("deletionTimestamp"):
+                    return p
+            return None
+
+        failed_uids: set[str] = set()
+        first = await eventually(lambda: scheduled(failed_uids), timeout=20)
+        assert TRACKING_FINALIZER in first["metadata"]["finalizers"]
+        loop = asyncio.get_running_loop()
+        failed_at = loop.time()
+        await client.patch(PODS, first["metadata"]["name"], {"status": {"phase": "Failed"}}, ns, subresource="status")
+        failed_uids.add(first["metadata"]["uid"])
+        second = await eventually(lambda: scheduled(failed_uids), timeout=20, interval=0.02)
+        assert loop.time() - failed_at >= 0.2  # the replacement waited out the (test-sized) 0.2 s backoff
+        assert (await client.get(JOBS, "flaky", ns))["status"]["failed"] == 1
+        await client.patch(PODS, second["metadata"]["name"], {"status": {"phase": "Failed"}}, ns,
+                           subresource="status")
+
+        async def failed() -> dict[str, Any] | None:
+            obj = await client.get(JOBS, "flaky", ns)
+            return obj if conditions_of(obj).get("Failed", {}).get("status") == "True" else None
+
+        obj = await eventually(failed, timeout=20)
+        conds = conditions_of(obj)
+        assert conds["Failed"]["reason"] == conds["FailureTarget"]["reason"] == "BackoffLimitExceeded"
+        assert conds["Failed"]["message"] == "Job has reached the specified backoff limit"
+        assert obj["status"]["failed"] == 2 and obj["status"]["active"] == 0
+        assert "completionTime" not in obj["status"] or not obj["status"]["completionTime"]
+        assert len(await pods_of(client, ns, "flaky")) == 2  # no third attempt
+
+
+async def test_deadline_and_suspend(apiserver: RunningServer) -> None:
+    ns = "job-deadline"
+    async with cluster(apiserver, ns, run_pods=False) as client:
+        await client.create(JOBS, job("slow", ns, activeDeadlineSeconds=1, parallelism=2, completions=2))
+
+        async def failed() -> dict[str, Any] | None:
+            obj = await client.get(JOBS, "slow", ns)
+            return obj if conditions_of(obj).get("Failed", {}).get("status") == "True" else None
+
+        obj = await eventually(failed, timeout=20)
+        assert conditions_of(obj)["Failed"]["reason"] == "DeadlineExceeded"
+        assert obj["status"]["active"] == 0
+        await eventually(lambda: _no_live_pods(client, ns, "slow"), timeout=20)
+
+        # A suspended Job starts nothing until resumed; resuming starts the clock.
+        await client.create(JOBS, job("later", ns, suspend=True, parallelism=2, completions=2))
+        await asyncio.sleep(0.5)
+        obj = await client.get(JOBS, "later", ns)
+        assert not await pods_of(client, ns, "later")
+        assert conditions_of(obj)["Suspended"]["status"] == "True" and not obj["status"].get("startTime")
+        await client.patch(JOBS, "later", {"spec": {"suspend": False}}, ns)
+
+        async def active(n: int) -> dict[str, Any] | None:
+            obj = await client.get(JOBS, "later", ns)
+            return obj if (obj.get("status") or {}).get("active") == n else None
+
+        obj = await eventually(lambda: active(2), timeout=20)
+        assert conditions_of(obj)["Suspended"]["status"] == "False"
+        assert conditions_of(obj)["Suspended"]["reason"] == "JobResumed" and obj["status"]["startTime"]
+        # Suspending again removes the running pods without counting them as failures.
+        await client.patch(JOBS, "later", {"spec": {"suspend": True}}, ns)
+        obj = await eventually(lambda: active(0), timeout=20)
+        await eventually(lambda: _no_live_pods(client, ns, "later"), timeout=20)
+        obj = await client.get(JOBS, "later", ns)
+        assert obj["status"].get("failed", 0) == 0
+        assert conditions_of(obj)["Suspended"]["status"] == "True"
+
+
+async def _no_live_pods(client: Client, ns: str, name: str) -> bool:
+    return not [p for p in await pods_of(client, ns, name) if not p["metadata"].get("deletionTimestamp")]

@@ -9,18 +9,20 @@ a pod is listed under each Service port it can resolve, and the subsets are repa
 so addresses with the same ports share a subset. Over 1000 addresses are truncated
 and annotated ``over-capacity``. The object is written only when it would change, with
 ``endpoints.kubernetes.io/last-change-trigger-time``. Endpoints carry no
-ownerReference in kube: this controller deletes them when their Service goes, and
-recreates them when someone deletes them while the Service stays.
+ownerReference in kube: this controller deletes them when their Service goes (and, at
+start, those left behind by Services deleted while it was not running), and recreates
+them when someone deletes them while the Service stays.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from atoll.api.errors import NotFound
+from atoll.api.errors import Forbidden, NotFound
 from atoll.client import Client, Resource
 from atoll.cluster.controllers.endpointslice import (
     HEADLESS_LABEL,
@@ -46,6 +48,7 @@ Obj = dict[str, Any]
 ENDPOINTS = Resource("v1", "endpoints", True, "Endpoints")
 OVER_CAPACITY_ANNOTATION = "endpoints.kubernetes.io/over-capacity"
 MAX_CAPACITY = 1000
+LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 
 PortTuple = tuple[str, int, str, str]
 
@@ -135,22 +138,29 @@ def desired_subsets(service: Obj, pods: Iterable[Obj]) -> list[Obj]:
 
 
 def truncate(subsets: list[Obj], limit: int = MAX_CAPACITY) -> tuple[list[Obj], bool]:
-    """At most ``limit`` addresses, ready ones kept first, shared out over subsets as kube does."""
-    total = sum(len(s.get("addresses") or []) + len(s.get("notReadyAddresses") or []) for s in subsets)
-    if total <= limit:
+    """kube's truncateEndpoints: at most ``limit`` addresses, ready ones first, cut in proportion per subset."""
+    total_ready = sum(len(s.get("addresses") or []) for s in subsets)
+    total_not_ready = sum(len(s.get("notReadyAddresses") or []) for s in subsets)
+    if total_ready + total_not_ready <= limit:
         return subsets, False
+    cut_ready = total_ready > limit
+    room = limit if cut_ready else limit - total_ready
+    total = total_ready if cut_ready else total_not_ready
+    left = room
     out: list[Obj] = []
-    left = limit
-    for field_name in ("addresses", "notReadyAddresses"):
-        for s in subsets:
-            take = (s.get(field_name) or [])[:max(left, 0)]
-            left -= len(take)
-            if take:
-                target = next((o for o in out if o.get("ports") == s.get("ports")), None)
-                if target is None:
-                    target = {k: v for k, v in s.items() if k == "ports"}
-                    out.append(target)
-                target[field_name] = take
+    for s in subsets:
+        s = dict(s)
+        field_name = "addresses" if cut_ready else "notReadyAddresses"
+        listed = list(s.get(field_name) or [])
+        take = min(math.ceil(len(listed) / total * room), left) if total else 0
+        s[field_name] = listed[:take]
+        left -= len(s[field_name])
+        if cut_ready:
+            s.pop("notReadyAddresses", None)
+        for name in ("addresses", "notReadyAddresses"):
+            if name in s and not s[name]:
+                del s[name]
+        out.append(s)
     return out, True
 
 
@@ -205,6 +215,11 @@ class EndpointsController(Controller):
         # Deleted by someone else: recreate (if the Service still wants them).
         if event == "DELETED" and old is not None and self.services.lister.get(key_of(old)) is not None:
             self.queue.add(key_of(old))
+        # At start, every Endpoints is looked at once (kube's checkLeftoverEndpoints): those whose
+        # Service went while no controller ran are deleted. Leader-election records are not Services'.
+        elif event == "ADDED" and new is not None and not self.endpoints.synced.is_set() and \
+                LEADER_ANNOTATION not in ((new.get("metadata") or {}).get("annotations") or {}):
+            self.queue.add(key_of(new))
 
     async def reconcile(self, key: str) -> Result:
         ns, name = split_key(key)
@@ -242,7 +257,10 @@ class EndpointsController(Controller):
             md["annotations"] = annotations
         body: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": md, "subsets": subsets}
         if current is None:
-            await self.client.create(ENDPOINTS, body, ns)  # AlreadyExists: a stale cache; retried
+            try:
+                await self.client.create(ENDPOINTS, body, ns)  # AlreadyExists: a stale cache; retried
+            except Forbidden:
+                return Result()  # the namespace is terminating: nothing more to publish there
         else:
             md["resourceVersion"] = current["metadata"].get("resourceVersion")
             try:

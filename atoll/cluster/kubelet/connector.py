@@ -19,7 +19,10 @@ part itself:
   the client takes the command's exit code. SPDY (kubectl's fallback when the WebSocket upgrade
   fails) is not served: the request is refused with a 400 ``Status``.
 
-``pods/attach`` and ``pods/portforward`` are refused with a 400 (no PodAccess operation backs them).
+* ``pods/portforward`` speaks kubelet's ``portforward.k8s.io`` over SPDY/3.1 tunnelled in a WebSocket
+  (``SPDY/3.1+portforward.k8s.io``, what kubectl 1.31+ tries first) and connects to the pod's IP.
+
+``pods/attach`` is refused with a 400 (no PodAccess operation backs it).
 The pure pieces (CRI parsing, line joining, tail/since/limit selection, the exec exit ``Status``)
 are module functions and small classes so they can be tested without a server.
 """
@@ -38,8 +41,9 @@ import re
 import struct
 import termios
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -607,6 +611,297 @@ class ExecSession:
             fcntl.ioctl(pipe.fileno(), termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
+# -- port forwarding: SPDY/3.1 tunnelled in a WebSocket ------------------------------------
+PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+"""kubectl 1.31+ tunnels the SPDY session it used to open with an HTTP upgrade inside a WebSocket."""
+SPDY_VERSION = 3
+SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
+DATA = 0
+FLAG_FIN = 0x01
+RST_CANCEL = 5
+
+
+def _spdy_dictionary() -> bytes:
+    """The zlib dictionary SPDY/3 header blocks are compressed with (draft-mbelshe-httpbis-spdy-00 2.6.10.1).
+
+    Built the way the draft defines it: length-prefixed header names and values, then a run of
+    common status lines, dates and media types. 1423 bytes; a peer's inflate fails on any difference.
+    """
+    words = ("options head post put delete trace accept accept-charset accept-encoding accept-language "
+             "accept-ranges age allow authorization cache-control connection content-base content-encoding "
+             "content-language content-length content-location content-md5 content-range content-type date "
+             "etag expect expires from host if-match if-modified-since if-none-match if-range "
+             "if-unmodified-since last-modified location max-forwards pragma proxy-authenticate "
+             "proxy-authorization range referer retry-after server te trailer transfer-encoding upgrade "
+             "user-agent vary via warning www-authenticate method get status").split()
+    words += ["200 OK", "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin"]
+    tail = ("100101201202205206300302303304305306307402405406407408409410411412413414415416417502504505"
+            "203 Non-Authoritative Information204 No Content301 Moved Permanently400 Bad Request"
+            "401 Unauthorized403 Forbidden404 Not Found500 Internal Server Error501 Not Implemented"
+            "503 Service UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct Nov Dec 00:00:00 "
+            "Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,image/png,image/jpg,image/gif,"
+            "application/xml,application/xhtml+xml,text/plain,text/javascript,publicprivatemax-age="
+            "gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.")
+    return b"".join(len(w).to_bytes(4, "big") + w.encode() for w in words) + tail.encode()
+
+
+SPDY_DICTIONARY = _spdy_dictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class SpdyFrame:
+    """One SPDY/3 frame: ``kind`` is ``DATA`` (0) or a control frame type."""
+
+    kind: int
+    flags: int = 0
+    stream_id: int = 0
+    data: bytes = b""
+    headers: Mapping[str, str] | None = None
+    """Decoded header block (names lower-case) of SYN_STREAM, SYN_REPLY and HEADERS."""
+    value: int = 0
+    """PING's id, RST_STREAM's and GOAWAY's status, WINDOW_UPDATE's delta."""
+
+    @property
+    def fin(self) -> bool:
+        return bool(self.flags & FLAG_FIN)
+
+
+class SpdyCodec:
+    """SPDY/3.1 framing for one connection, both directions.
+
+    Header blocks are zlib streams that span the connection (one compression context per
+    direction), so one codec must see every frame of its connection, in order. Incoming bytes
+    may be cut anywhere; ``feed`` keeps the remainder for the next call.
+    """
+
+    MAX_FRAME = 1 << 24
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._inflate = zlib.decompressobj(zdict=SPDY_DICTIONARY)
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, 15, zdict=SPDY_DICTIONARY)
+
+    def feed(self, data: bytes) -> list[SpdyFrame]:
+        self._buf += data
+        frames: list[SpdyFrame] = []
+        while len(self._buf) >= 8:
+            length = int.from_bytes(self._buf[5:8], "big")
+            if len(self._buf) < 8 + length:
+                break
+            head, payload = bytes(self._buf[:8]), bytes(self._buf[8:8 + length])
+            del self._buf[:8 + length]
+            frames.append(self._decode(head, payload))
+        return frames
+
+    def _decode(self, head: bytes, payload: bytes) -> SpdyFrame:
+        flags = head[4]
+        if not head[0] & 0x80:
+            return SpdyFrame(DATA, flags, int.from_bytes(head[0:4], "big") & 0x7FFFFFFF, payload)
+        version, kind = int.from_bytes(head[0:2], "big") & 0x7FFF, int.from_bytes(head[2:4], "big")
+        if version != SPDY_VERSION:
+            raise ValueError(f"unsupported SPDY version {version}")
+        word = int.from_bytes(payload[0:4], "big") & 0x7FFFFFFF if len(payload) >= 4 else 0
+        second = int.from_bytes(payload[4:8], "big") if len(payload) >= 8 else 0
+        if kind == SYN_STREAM:
+            return SpdyFrame(kind, flags, word, headers=self._headers(payload[10:]))
+        if kind in (SYN_REPLY, HEADERS):
+            return SpdyFrame(kind, flags, word, headers=self._headers(payload[4:]))
+        if kind in (RST_STREAM, WINDOW_UPDATE):
+            return SpdyFrame(kind, flags, word, value=second)
+        if kind == PING:
+            return SpdyFrame(kind, flags, value=int.from_bytes(payload[0:4], "big"))
+        if kind == GOAWAY:
+            return SpdyFrame(kind, flags, word, value=second)
+        return SpdyFrame(kind, flags, data=payload)  # SETTINGS and the rest: nothing we act on
+
+    def _headers(self, block: bytes) -> dict[str, str]:
+        raw = self._inflate.decompress(block)
+        count, pos, headers = int.from_bytes(raw[0:4], "big"), 4, {}
+        for _ in range(count):
+            n = int.from_bytes(raw[pos:pos + 4], "big")
+            name = raw[pos + 4:pos + 4 + n].decode("latin-1").lower()
+            pos += 4 + n
+            n = int.from_bytes(raw[pos:pos + 4], "big")
+            headers[name] = raw[pos + 4:pos + 4 + n].decode("latin-1").split("\0")[0]
+            pos += 4 + n
+        return headers
+
+    def _control(self, kind: int, flags: int, payload: bytes) -> bytes:
+        return (bytes(((0x80 | (SPDY_VERSION >> 8)), SPDY_VERSION & 0xFF)) + kind.to_bytes(2, "big")
+                + bytes((flags,)) + len(payload).to_bytes(3, "big") + payload)
+
+    def encode_headers(self, headers: Mapping[str, str]) -> bytes:
+        raw = len(headers).to_bytes(4, "big") + b"".join(
+            len(k).to_bytes(4, "big") + k.lower().encode() + len(v).to_bytes(4, "big") + v.encode()
+            for k, v in headers.items())
+        return self._deflate.compress(raw) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+
+    def syn_stream(self, stream_id: int, headers: Mapping[str, str], *, fin: bool = False) -> bytes:
+        payload = stream_id.to_bytes(4, "big") + bytes(6) + self.encode_headers(headers)
+        return self._control(SYN_STREAM, FLAG_FIN if fin else 0, payload)
+
+    def syn_reply(self, stream_id: int, headers: Mapping[str, str] | None = None, *, fin: bool = False) -> bytes:
+        payload = stream_id.to_bytes(4, "big") + self.encode_headers(headers or {})
+        return self._control(SYN_REPLY, FLAG_FIN if fin else 0, payload)
+
+    def rst_stream(self, stream_id: int, status: int = RST_CANCEL) -> bytes:
+        return self._control(RST_STREAM, 0, stream_id.to_bytes(4, "big") + status.to_bytes(4, "big"))
+
+    def ping(self, ping_id: int) -> bytes:
+        return self._control(PING, 0, ping_id.to_bytes(4, "big"))
+
+    def goaway(self, last_stream: int, status: int = 0) -> bytes:
+        return self._control(GOAWAY, 0, last_stream.to_bytes(4, "big") + status.to_bytes(4, "big"))
+
+    @staticmethod
+    def data(stream_id: int, payload: bytes, *, fin: bool = False) -> bytes:
+        return (stream_id.to_bytes(4, "big") + bytes((FLAG_FIN if fin else 0,)) + len(payload).to_bytes(3, "big")
+                + payload)
+
+
+@dataclass
+class _ForwardPair:
+    """The two streams kubectl opens per local connection: ``error`` and ``data``, one ``requestID``."""
+
+    port: int
+    error_stream: int = 0
+    data_stream: int = 0
+    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    task: asyncio.Task[None] | None = None
+
+
+class PortForwardSession:
+    """kubelet's port-forward protocol (``portforward.k8s.io``) over one tunnelled SPDY session.
+
+    Every pair of streams is one TCP connection to the pod's IP and port: the data stream
+    carries the bytes both ways (a FIN from the client half-closes the connection towards the
+    pod, the pod's end of data is our FIN), the error stream carries a failure's message and
+    then a FIN, which is how the client knows the connection is over.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, *, pod_name: str, pod_uid: str, pod_ip: str) -> None:
+        self.ws = ws
+        self.pod_name, self.pod_uid, self.pod_ip = pod_name, pod_uid, pod_ip
+        self.codec = SpdyCodec()
+        self._send_lock = asyncio.Lock()
+        self._pairs: dict[str, _ForwardPair] = {}
+        self._by_stream: dict[int, _ForwardPair] = {}
+        self._last_stream = 0
+
+    async def run(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg.type != WSMsgType.BINARY:
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                        return
+                    continue
+                for frame in self.codec.feed(msg.data):
+                    if await self._dispatch(frame):
+                        return
+        except (ValueError, zlib.error) as exc:
+            logger.warning("port-forward to %s: malformed SPDY from the client: %s", self.pod_name, exc)
+        finally:
+            tasks = [p.task for p in self._pairs.values() if p.task is not None]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await self.ws.close()
+
+    async def _send(self, frame: bytes) -> None:
+        async with self._send_lock:
+            await self.ws.send_bytes(frame)
+
+    async def _dispatch(self, frame: SpdyFrame) -> bool:
+        """Act on one frame; True when the session is over (GOAWAY)."""
+        if frame.kind == SYN_STREAM:
+            await self._open(frame)
+        elif frame.kind == DATA:
+            pair = self._by_stream.get(frame.stream_id)
+            if pair is not None and frame.stream_id == pair.data_stream:
+                if frame.data:
+                    pair.inbound.put_nowait(frame.data)
+                if frame.fin:
+                    pair.inbound.put_nowait(None)
+        elif frame.kind == RST_STREAM:
+            pair = self._by_stream.get(frame.stream_id)
+            if pair is not None and pair.task is not None:
+                pair.task.cancel()
+        elif frame.kind == PING:
+            await self._send(self.codec.ping(frame.value))
+        elif frame.kind == GOAWAY:
+            return True
+        return False
+
+    async def _open(self, frame: SpdyFrame) -> None:
+        headers = frame.headers or {}
+        self._last_stream = max(self._last_stream, frame.stream_id)
+        await self._send(self.codec.syn_reply(frame.stream_id))
+        kind, request = headers.get("streamtype", ""), headers.get("requestid") or str(frame.stream_id)
+        try:
+            port = int(headers.get("port", ""))
+        except ValueError:
+            await self._send(self.codec.rst_stream(frame.stream_id, 1))
+            return
+        pair = self._pairs.setdefault(request, _ForwardPair(port))
+        self._by_stream[frame.stream_id] = pair
+        if kind == "error":
+            pair.error_stream = frame.stream_id
+        elif kind == "data":
+            pair.data_stream = frame.stream_id
+            if frame.fin:
+                pair.inbound.put_nowait(None)
+        else:
+            await self._send(self.codec.rst_stream(frame.stream_id, 1))
+            return
+        if pair.error_stream and pair.data_stream and pair.task is None:
+            pair.task = asyncio.create_task(self._forward(pair), name=f"port-forward-{request}")
+
+    async def _forward(self, pair: _ForwardPair) -> None:
+        error: str | None = None
+        writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                reader, writer = await asyncio.open_connection(self.pod_ip, pair.port)
+            except OSError as exc:
+                reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                error = f"dial tcp {self.pod_ip}:{pair.port}: connect: {reason}"
+                return
+            upstream = asyncio.create_task(self._to_pod(pair, writer))
+            try:
+                while data := await reader.read(OUTPUT_CHUNK):
+                    await self._send(self.codec.data(pair.data_stream, data))
+            finally:
+                upstream.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upstream
+        except OSError as exc:
+            error = str(exc)
+        finally:
+            if writer is not None:
+                writer.close()
+            # Both streams end as the kubelet ends them: the error (with its message, if any), then the data.
+            with contextlib.suppress(Exception):
+                if error is not None:
+                    message = (f"error forwarding port {pair.port} to pod {self.pod_name}, uid {self.pod_uid}: "
+                               f"{error}")
+                    await self._send(self.codec.data(pair.error_stream, message.encode()))
+                await self._send(self.codec.data(pair.error_stream, b"", fin=True))
+                await self._send(self.codec.data(pair.data_stream, b"", fin=True))
+
+    @staticmethod
+    async def _to_pod(pair: _ForwardPair, writer: asyncio.StreamWriter) -> None:
+        while (data := await pair.inbound.get()) is not None:
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
 # -- the connector ----------------------------------------------------------------------
 def container_names(pod: Obj) -> list[str]:
     """Containers in kube's visiting order: init containers, containers, ephemeral containers."""
@@ -662,7 +957,7 @@ class KubeletConnector:
     def __init__(self, lookup: Lookup, *, poll_interval: float = POLL_INTERVAL) -> None:
         self.lookup = lookup
         self.poll_interval = poll_interval
-        self.active = {"log": 0, "exec": 0}
+        self.active = {"log": 0, "exec": 0, "portforward": 0}
         """Streams being served now, by subresource (for metrics, and for tests to see them end)."""
 
     async def handle(self, request: web.Request, pod: Obj, subresource: str) -> web.StreamResponse:
@@ -674,10 +969,13 @@ class KubeletConnector:
             if request.method not in ("GET", "POST"):
                 raise MethodNotAllowed(f"{request.method} is not supported on pods/exec")
             return await self.exec(request, pod)
-        if subresource in ("attach", "portforward"):
+        if subresource == "portforward":
+            if request.method not in ("GET", "POST"):
+                raise MethodNotAllowed(f"{request.method} is not supported on pods/portforward")
+            return await self.portforward(request, pod)
+        if subresource == "attach":
             self._node_access(pod, verb=subresource)
-            raise BadRequest(f"pods/{subresource} is not supported by this cluster's nodes "
-                             "(use pods/exec or pods/log)")
+            raise BadRequest("pods/attach is not supported by this cluster's nodes (use pods/exec or pods/log)")
         raise NotFound(f"the server could not find the requested resource ( pods/{subresource} "
                        f"{pod['metadata']['name']})")
 
@@ -803,4 +1101,29 @@ class KubeletConnector:
             await ExecSession(ws, proc, options, protocol).run()
         finally:
             self.active["exec"] -= 1
+        return ws
+
+    # -- port forwarding ----------------------------------------------------------------
+    async def portforward(self, request: web.Request, pod: Obj) -> web.StreamResponse:
+        """Forward kubectl's connections to the pod's IP (pods get their own loopback address)."""
+        name = pod["metadata"]["name"]
+        self._node_access(pod, verb="port forwarding")
+        pod_ip = str((pod.get("status") or {}).get("podIP") or "")
+        if not pod_ip:
+            raise BadRequest(f"pod {name} has no IP address yet")
+        headers = request.headers
+        offered = [p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        if headers.get("Upgrade", "").lower() != "websocket" or PORTFORWARD_PROTOCOL not in offered:
+            raise BadRequest("port forwarding over a plain SPDY upgrade is not supported by this server: use "
+                             f"a WebSocket with sub-protocol {PORTFORWARD_PROTOCOL} (kubectl 1.31 and later do)")
+        ws = web.WebSocketResponse(protocols=(PORTFORWARD_PROTOCOL,), autoping=True, compress=False)
+        if not ws.can_prepare(request).ok:
+            raise BadRequest("malformed WebSocket upgrade request")
+        await ws.prepare(request)
+        self.active["portforward"] += 1
+        try:
+            await PortForwardSession(ws, pod_name=name, pod_uid=str(pod["metadata"].get("uid") or ""),
+                                     pod_ip=pod_ip).run()
+        finally:
+            self.active["portforward"] -= 1
         return ws

@@ -14,6 +14,7 @@ import io
 import os
 import ssl
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +31,21 @@ from atoll.api.errors import BadRequest, Invalid, NotFound
 from atoll.apiserver.server import APIServer, ServerConfig
 from atoll.client import Client, Resource
 from atoll.cluster.kubelet.connector import (
+    DATA,
+    GOAWAY,
+    PING,
     PROTOCOL_V4,
     PROTOCOL_V5,
+    RST_STREAM,
+    SPDY_DICTIONARY,
+    SYN_REPLY,
+    SYN_STREAM,
     CRIRecord,
     ExecOptions,
     KubeletConnector,
     LogOptions,
     LogRenderer,
+    SpdyCodec,
     exec_options,
     exit_status,
     format_rfc3339_nano,
@@ -655,6 +664,87 @@ async def test_client_leaving_kills_the_command(cluster: Cluster, http_ssl: ssl.
     await eventually(killed, timeout=5)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_spdy_codec_round_trip(chunk: int) -> None:
+    client, server = SpdyCodec(), SpdyCodec()
+    wire = (client.syn_stream(1, {"streamType": "error", "port": "8080", "requestID": "0"}, fin=True)
+            + client.syn_stream(3, {"streamType": "data", "port": "8080", "requestID": "0"})
+            + SpdyCodec.data(3, b"hello") + SpdyCodec.data(3, b"", fin=True) + client.ping(7)
+            + client.rst_stream(3) + client.goaway(3))
+    frames = [f for i in range(0, len(wire), chunk) for f in server.feed(wire[i:i + chunk])]
+    assert [(f.kind, f.stream_id, f.fin) for f in frames] == [
+        (SYN_STREAM, 1, True), (SYN_STREAM, 3, False), (DATA, 3, False), (DATA, 3, True), (PING, 0, False),
+        (RST_STREAM, 3, False), (GOAWAY, 3, False)]
+    assert frames[1].headers == {"streamtype": "data", "port": "8080", "requestid": "0"}
+    assert (frames[2].data, frames[4].value) == (b"hello", 7)
+    reply = client.feed(server.syn_reply(3))  # the reply's header block inflates on the other side
+    assert [(f.kind, f.stream_id, f.headers) for f in reply] == [(SYN_REPLY, 3, {})]
+
+
+def test_spdy_dictionary_is_the_drafts() -> None:
+    assert (len(SPDY_DICTIONARY), zlib.adler32(SPDY_DICTIONARY)) == (1423, 0xE3C6A7C2)
+
+
+@contextlib.asynccontextmanager
+async def port_forward(cluster: Cluster, pod: str, port: int) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    """``kubectl port-forward`` to ``port`` on a free local port; yields that port and the process."""
+    proc = await asyncio.create_subprocess_exec(
+        "kubectl", "--kubeconfig", str(cluster.kubeconfig), "port-forward", "-n", "exec", f"pod/{pod}",
+        "--address=127.0.0.1", f":{port}", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+        assert line.startswith("Forwarding from 127.0.0.1:") and line.endswith(f" -> {port}\n"), line
+        yield int(line.split(":")[1].split(" ")[0]), proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_kubectl_port_forward(cluster: Cluster) -> None:
+    async def shout(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data.upper())
+            await writer.drain()
+        writer.close()
+
+    pod_ip = "127.16.5.5"
+    server = await asyncio.start_server(shout, pod_ip, 0)
+    port = server.sockets[0].getsockname()[1]
+    await cluster.pod("web", "sh", namespace="exec")
+    await cluster.client.patch_status(PODS, "web", {"status": {"podIP": pod_ip, "podIPs": [{"ip": pod_ip}]}},
+                                      "exec")
+
+    async def roundtrip(local: int, payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", local)
+        writer.write(payload)
+        writer.write_eof()  # half-closed: the pod still answers
+        got = await reader.read()
+        writer.close()
+        return got
+
+    try:
+        async with port_forward(cluster, "web", port) as (local, _):
+            big = os.urandom(200_000).hex().encode()  # many SPDY frames each way
+            results = await asyncio.wait_for(
+                asyncio.gather(roundtrip(local, b"hello"), roundtrip(local, big), roundtrip(local, b"x")), 15)
+            assert list(results) == [b"HELLO", big.upper(), b"X"]
+            assert await asyncio.wait_for(roundtrip(local, b"again"), 5) == b"AGAIN"
+        server.close()
+        await server.wait_closed()
+        # Nothing listens any more: kubectl reports the pod's refusal, as it does for kubelet's, and stops.
+        async with port_forward(cluster, "web", port) as (local, proc):
+            assert await asyncio.wait_for(roundtrip(local, b"anyone?"), 10) == b""
+            await asyncio.wait_for(proc.wait(), 10)
+            assert proc.stderr is not None
+            err = (await proc.stderr.read()).decode()
+            assert f"error forwarding port {port} to pod web" in err and "refused" in err, err
+    finally:
+        server.close()
+
+
 @pytest.mark.asyncio(loop_scope="module")
 async def test_official_python_client_stream(cluster: Cluster) -> None:
     kubernetes = pytest.importorskip("kubernetes")
@@ -713,7 +803,7 @@ async def test_stopping_the_server_ends_open_sessions(tmp_path: Path) -> None:
                     assert time.monotonic() - began < 5
 
                     async def killed() -> bool:  # aiohttp cancels the handlers as it stops: nothing left behind
-                        return node.procs[0].returncode is not None and connector.active == {"log": 0, "exec": 0}
+                        return node.procs[0].returncode is not None and not any(connector.active.values())
 
                     await eventually(killed, timeout=5)
                     assert (await ws.receive(timeout=5)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,

@@ -301,3 +301,43 @@ async def test_daemonset_surge_update(apiserver: RunningServer) -> None:
             for spec in specs:
                 with contextlib.suppress(Exception):
                     await client.delete(NODES, spec.name)
+
+
+async def test_daemonset_on_delete(apiserver: RunningServer) -> None:
+    ns = "ds-ondelete"
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client:
+        await client.create(NSS, {"metadata": {"name": ns}})
+        stop = asyncio.Event()
+        specs = [NodeSpec(f"{ns}-{i}", labels={"pool": ns}) for i in range(2)]
+        sim = SimulatedNodes(client, specs, renew_interval=1)
+        controllers = [SchedulerController(client), DaemonSetController(client)]
+        tasks = [asyncio.create_task(sim.run(stop))] + [asyncio.create_task(c.run(stop)) for c in controllers]
+        try:
+            ds = daemonset("od", ns, updateStrategy={"type": "OnDelete"})
+            ds["spec"]["template"]["spec"]["nodeSelector"] = {"pool": ns}
+            await client.create(DAEMONSETS, ds)
+
+            async def status(**want: Any) -> dict[str, Any] | None:
+                obj = await client.get(DAEMONSETS, "od", ns)
+                st = obj.get("status") or {}
+                ok = st.get("observedGeneration") == obj["metadata"]["generation"]
+                return st if ok and all(st.get(k) == v for k, v in want.items()) else None
+
+            await eventually(lambda: status(desiredNumberScheduled=2, numberAvailable=2, updatedNumberScheduled=2),
+                             timeout=30)
+            await client.patch(DAEMONSETS, "od", {"spec": {"template": {"metadata": {"labels": {
+                "app": "od", "v": "2"}}}}}, ns, patch_type="strategic")
+            await eventually(lambda: status(numberAvailable=2, updatedNumberScheduled=0), timeout=20)
+            await asyncio.sleep(0.5)  # nothing is replaced on its own
+            pods = (await client.list(PODS, ns))["items"]
+            assert len(pods) == 2 and all("v" not in p["metadata"]["labels"] for p in pods)
+            await client.delete(PODS, pods[0]["metadata"]["name"], ns)
+            await eventually(lambda: status(numberAvailable=2, updatedNumberScheduled=1), timeout=20)
+        finally:
+            stop.set()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(t, 10)
+            for spec in specs:
+                with contextlib.suppress(Exception):
+                    await client.delete(NODES, spec.name)

@@ -337,3 +337,19 @@ async def test_deadline_and_suspend(apiserver: RunningServer) -> None:
 
 async def _no_live_pods(client: Client, ns: str, name: str) -> bool:
     return not [p for p in await pods_of(client, ns, name) if not p["metadata"].get("deletionTimestamp")]
+
+
+async def test_deleting_a_job_releases_its_pods(apiserver: RunningServer) -> None:
+    ns = "job-delete"
+    async with cluster(apiserver, ns, run_pods=False) as client:
+        await client.create(JOBS, job("doomed", ns, parallelism=3, completions=3))
+
+        async def three() -> list[dict[str, Any]] | None:
+            pods = await pods_of(client, ns, "doomed")
+            return pods if len(pods) == 3 else None
+
+        pods = await eventually(three, timeout=20)
+        assert all(TRACKING_FINALIZER in p["metadata"]["finalizers"] for p in pods)
+        await client.delete(JOBS, "doomed", ns, propagation_policy="Background")
+        # The garbage collector deletes the pods; the controller drops the finalizers of a Job that is gone.
+        await eventually(lambda: _no_pods(client, ns, "doomed"), timeout=20)

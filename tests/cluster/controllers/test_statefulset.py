@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from atoll.client import Client, Resource
-from atoll.cluster.controllers.history import CONTROLLER_REVISIONS, REVISION_LABEL, hash_revision, safe_encode
+from atoll.cluster.controllers.history import (
+    CONTROLLER_REVISIONS,
+    REVISION_LABEL,
+    hash_revision,
+    safe_encode,
+    stale_revisions,
+    template_of,
+    template_patch,
+)
 from atoll.cluster.controllers.statefulset import (
     PODS,
     PVCS,
@@ -86,6 +94,27 @@ def test_revision_hash_is_stable_and_safe() -> None:
     assert a == hash_revision({"x": 1}) and a != b
     assert set(a) <= set("bcdfghjklmnpqrstvwxz2456789")
     assert safe_encode("0") == "4"  # byte 48 % 27 = 21
+
+
+def rev(name: str, number: int) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "revision": number}
+
+
+@pytest.mark.parametrize(("revisions", "live", "limit", "stale"), [
+    ([rev("a", 1), rev("b", 2), rev("c", 3)], {"c"}, 10, []),
+    ([rev("a", 1), rev("b", 2), rev("c", 3)], {"c"}, 1, ["a"]),
+    ([rev("a", 1), rev("b", 2), rev("c", 3)], {"c"}, 0, ["a", "b"]),
+    ([rev("c", 3), rev("a", 1), rev("b", 2)], {"a", "c"}, 0, ["b"]),   # a pod still runs revision a
+])
+def test_history_truncation(revisions: list[dict[str, Any]], live: set[str], limit: int, stale: list[str]) -> None:
+    assert [r["metadata"]["name"] for r in stale_revisions(revisions, live=live, limit=limit)] == stale
+
+
+def test_revision_data_round_trips_the_template() -> None:
+    template = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    data = template_patch({"spec": {"template": template}})
+    assert data["spec"]["template"]["$patch"] == "replace"
+    assert template_of({"data": data}) == template
 
 
 @contextlib.asynccontextmanager
@@ -211,3 +240,26 @@ async def test_parallel_statefulset_and_partitioned_update(apiserver: RunningSer
                            ns)
         done = await eventually(lambda: status(readyReplicas=3, updatedReplicas=3, currentReplicas=3), timeout=30)
         assert done["currentRevision"] == done["updateRevision"] == st["updateRevision"]
+
+
+async def test_on_delete_updates_only_pods_someone_deletes(apiserver: RunningServer) -> None:
+    ns = "sts-ondelete"
+    async with cluster(apiserver, ns) as client:
+        await client.create(STATEFULSETS, statefulset("od", ns, replicas=2, podManagementPolicy="Parallel",
+                                                      updateStrategy={"type": "OnDelete"}))
+
+        async def status(**want: Any) -> dict[str, Any] | None:
+            st = (await client.get(STATEFULSETS, "od", ns)).get("status") or {}
+            return st if all(st.get(k) == v for k, v in want.items()) else None
+
+        await eventually(lambda: status(readyReplicas=2, updatedReplicas=2), timeout=30)
+        await client.patch(STATEFULSETS, "od", {"spec": {"template": {"metadata": {"labels": {"app": "od",
+                                                                                             "v": "2"}}}}}, ns)
+        st = await eventually(lambda: status(readyReplicas=2, updatedReplicas=0, currentReplicas=2), timeout=20)
+        assert st["currentRevision"] != st["updateRevision"]
+        await asyncio.sleep(0.5)  # nothing is replaced on its own
+        assert all("v" not in p["metadata"]["labels"] for p in (await client.list(PODS, ns))["items"])
+        await client.delete(PODS, "od-1", ns)
+        await eventually(lambda: status(readyReplicas=2, updatedReplicas=1, currentReplicas=1), timeout=20)
+        assert (await client.get(PODS, "od-1", ns))["metadata"]["labels"]["v"] == "2"
+        assert "v" not in (await client.get(PODS, "od-0", ns))["metadata"]["labels"]

@@ -81,6 +81,10 @@ class DefaultTolerationSeconds:
     once by the node lifecycle controller's NoExecute taints; with it, the pod waits out
     short outages. Pods that already tolerate a taint (any toleration for that key or for
     every key, with effect NoExecute or none) keep their own.
+
+    Kube also runs this on pod UPDATE (without subresource); here admission does not see
+    the subresource and runs after validation, so only CREATE is handled: tolerations
+    admitted on create persist, since validation forbids removing them.
     """
 
     def __init__(self, *, not_ready_seconds: int = 300, unreachable_seconds: int = 300) -> None:

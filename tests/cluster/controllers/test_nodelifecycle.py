@@ -426,6 +426,15 @@ async def test_dead_kubelet_over_the_api(apiserver: RunningServer) -> None:
             await eventually(lambda: cordoned(True), 10)
             apiserver.kubectl("uncordon", "nl-live")
             await eventually(lambda: cordoned(False), 10)
+            # Anyone's NoExecute taint evicts what does not tolerate it (and stays: it is not ours).
+            apiserver.kubectl("taint", "nodes", "nl-live", "dedicated=infra:NoExecute")
+
+            async def safe_gone() -> bool:
+                return await _get(client, PODS, "safe", "nl") is None
+
+            await eventually(safe_gone, 10)
+            taints = (await client.get(NODES, "nl-live"))["spec"]["taints"]
+            assert [(t["key"], t["effect"]) for t in taints] == [("dedicated", "NoExecute")]
         finally:
             stop.set()
             dying_stop.set()

@@ -763,10 +763,13 @@ class SpdyCodec:
 class _ForwardPair:
     """The two streams kubectl opens per local connection: ``error`` and ``data``, one ``requestID``."""
 
+    request: str
     port: int
     error_stream: int = 0
     data_stream: int = 0
-    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    inbound: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(STDIN_BACKLOG))
+    """Client bytes for the pod; bounded, so a pod that does not read slows the client down (SPDY as
+    kubectl speaks it has no flow control of its own)."""
     task: asyncio.Task[None] | None = None
 
 
@@ -802,7 +805,7 @@ class PortForwardSession:
         except (ValueError, zlib.error) as exc:
             logger.warning("port-forward to %s: malformed SPDY from the client: %s", self.pod_name, exc)
         finally:
-            tasks = [p.task for p in self._pairs.values() if p.task is not None]
+            tasks = [p.task for p in list(self._pairs.values()) if p.task is not None]
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -824,9 +827,9 @@ class PortForwardSession:
             pair = self._by_stream.get(frame.stream_id)
             if pair is not None and frame.stream_id == pair.data_stream:
                 if frame.data:
-                    pair.inbound.put_nowait(frame.data)
+                    await pair.inbound.put(frame.data)
                 if frame.fin:
-                    pair.inbound.put_nowait(None)
+                    await pair.inbound.put(None)
         elif frame.kind == RST_STREAM:
             pair = self._by_stream.get(frame.stream_id)
             if pair is not None and pair.task is not None:
@@ -847,14 +850,14 @@ class PortForwardSession:
         except ValueError:
             await self._send(self.codec.rst_stream(frame.stream_id, 1))
             return
-        pair = self._pairs.setdefault(request, _ForwardPair(port))
+        pair = self._pairs.setdefault(request, _ForwardPair(request, port))
         self._by_stream[frame.stream_id] = pair
         if kind == "error":
             pair.error_stream = frame.stream_id
         elif kind == "data":
             pair.data_stream = frame.stream_id
             if frame.fin:
-                pair.inbound.put_nowait(None)
+                await pair.inbound.put(None)
         else:
             await self._send(self.codec.rst_stream(frame.stream_id, 1))
             return
@@ -892,6 +895,9 @@ class PortForwardSession:
                     await self._send(self.codec.data(pair.error_stream, message.encode()))
                 await self._send(self.codec.data(pair.error_stream, b"", fin=True))
                 await self._send(self.codec.data(pair.data_stream, b"", fin=True))
+            self._pairs.pop(pair.request, None)
+            self._by_stream.pop(pair.error_stream, None)
+            self._by_stream.pop(pair.data_stream, None)
 
     @staticmethod
     async def _to_pod(pair: _ForwardPair, writer: asyncio.StreamWriter) -> None:

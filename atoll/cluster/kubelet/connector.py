@@ -1,9 +1,9 @@
-"""Node-served pod subresources — ``pods/log`` and ``pods/exec`` — answered inside the API server.
+"""Node-served pod subresources — ``pods/log``, ``pods/exec``, ``pods/portforward`` — inside the API server.
 
 In kube, kube-apiserver validates the request (container name, node assignment) and then
-proxies it to the node's kubelet (``/containerLogs``, ``/exec``), which reads the CRI log
-file or asks the container runtime to run a command. An Atoll member cluster runs its API
-server and all of its kubelets in one process, so the proxy hop is a function call: the
+proxies it to the node's kubelet (``/containerLogs``, ``/exec``, ``/portForward``), which reads
+the CRI log file or asks the container runtime. An Atoll member cluster runs its API server and
+all of its kubelets in one process, so the proxy hop is a function call: the
 :class:`KubeletConnector` plugs into :attr:`atoll.apiserver.subresources.Subresources.node_connector`,
 does kube-apiserver's validation, finds the node's :class:`PodAccess` and does the kubelet's
 part itself:
@@ -16,15 +16,15 @@ part itself:
   1.32 asks for) and ``v4.channel.k8s.io`` (the official Python client): one binary message per
   chunk, its first byte the channel (0 stdin, 1 stdout, 2 stderr, 3 error/status, 4 resize;
   v5 adds 255 to half-close a stream), and at the end on channel 3 the ``Status`` from which
-  the client takes the command's exit code. SPDY (kubectl's fallback when the WebSocket upgrade
-  fails) is not served: the request is refused with a 400 ``Status``.
+  the client takes the command's exit code.
+* ``pods/portforward`` speaks kubelet's ``portforward.k8s.io`` over SPDY/3.1 tunnelled in a
+  WebSocket (``SPDY/3.1+portforward.k8s.io``, what kubectl 1.31+ tries first) and connects to
+  the pod's IP (pods have their own loopback addresses).
 
-* ``pods/portforward`` speaks kubelet's ``portforward.k8s.io`` over SPDY/3.1 tunnelled in a WebSocket
-  (``SPDY/3.1+portforward.k8s.io``, what kubectl 1.31+ tries first) and connects to the pod's IP.
-
-``pods/attach`` is refused with a 400 (no PodAccess operation backs it).
-The pure pieces (CRI parsing, line joining, tail/since/limit selection, the exec exit ``Status``)
-are module functions and small classes so they can be tested without a server.
+Plain SPDY upgrades (kubectl's fallback when the WebSocket upgrade fails, and older clients) are
+refused with a 400 ``Status`` saying so; ``pods/attach`` is refused too (no PodAccess operation
+backs it). The pure pieces (CRI parsing, line joining, tail/since/limit selection, the exec exit
+``Status``, SPDY framing) are module functions and small classes, testable without a server.
 """
 
 from __future__ import annotations

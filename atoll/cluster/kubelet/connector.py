@@ -495,6 +495,7 @@ class ExecSession:
             done, _ = await asyncio.wait({finished, client}, return_when=asyncio.FIRST_COMPLETED)
             if finished in done:
                 client.cancel()
+                await asyncio.wait({client})  # no receive() may be pending while the socket closes
                 code: int | None = None
                 try:
                     returncode = finished.result()

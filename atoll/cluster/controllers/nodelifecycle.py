@@ -366,6 +366,9 @@ class NodeLifecycleController(Controller):
 
     def _update_disruption(self, key: str, node: Obj, now: float) -> bool:
         """Whether the whole cluster is down; on the way out every node gets a fresh grace period."""
+        if not self.disrupted and (condition(node, "Ready") or {}).get("status") == "True" \
+                and EXCLUDE_DISRUPTION_LABEL not in ((node.get("metadata") or {}).get("labels") or {}):
+            return False  # the common case, without looking at every node
         nodes = [node if n["metadata"]["name"] == key else n for n in self.nodes.lister.list()]
         disrupted = fully_disrupted(nodes)
         if disrupted != self.disrupted:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
 from atoll.client import Client, Resource
+from atoll.cluster.controllers.cronjob import (
+    CRONJOBS,
+    CronJobController,
+    Schedule,
+    job_name,
+    most_recent,
+    to_delete,
+)
 from atoll.cluster.controllers.job import (
     INDEX_ENV,
     INDEX_KEY,
@@ -31,6 +39,7 @@ from atoll.cluster.controllers.job import (
 )
 from atoll.cluster.kubelet.simulated import NODES, NodeSpec, SimulatedNodes, Stages
 from atoll.cluster.scheduler.controller import SchedulerController
+from atoll.machinery.controlling import Controller
 from tests.conftest import RunningServer, require_kubectl
 from tests.waiting import eventually
 
@@ -127,7 +136,8 @@ def test_indexed_template() -> None:
 
 
 @contextlib.asynccontextmanager
-async def cluster(apiserver: RunningServer, namespace: str, *, run_pods: bool = True) -> AsyncIterator[Client]:
+async def cluster(apiserver: RunningServer, namespace: str, *, run_pods: bool = True,
+                  clock: Callable[[], dt.datetime] | None = None) -> AsyncIterator[Client]:
     """A namespace, one simulated node pool only its own pods use, the scheduler and a fast-backoff JobController.
 
     Without ``run_pods`` the nodes are registered but no kubelet runs their pods: they stay
@@ -138,7 +148,10 @@ async def cluster(apiserver: RunningServer, namespace: str, *, run_pods: bool = 
         stop = asyncio.Event()
         nodes = [NodeSpec(f"{namespace}-node-{i}", labels={"pool": namespace}) for i in range(2)]
         sim = SimulatedNodes(client, nodes, stages=Stages(complete=0.2), renew_interval=1)
-        controllers = [SchedulerController(client), JobController(client, backoff_base=0.2, backoff_max=1.0)]
+        controllers: list[Controller] = [SchedulerController(client),
+                                         JobController(client, backoff_base=0.2, backoff_max=1.0)]
+        if clock is not None:
+            controllers.append(CronJobController(client, clock=clock))
         tasks = [asyncio.create_task(c.run(stop)) for c in controllers]
         if run_pods:
             tasks.append(asyncio.create_task(sim.run(stop)))
@@ -353,3 +366,154 @@ async def test_deleting_a_job_releases_its_pods(apiserver: RunningServer) -> Non
         await client.delete(JOBS, "doomed", ns, propagation_policy="Background")
         # The garbage collector deletes the pods; the controller drops the finalizers of a Job that is gone.
         await eventually(lambda: _no_pods(client, ns, "doomed"), timeout=20)
+
+
+# -- CronJob -------------------------------------------------------------------------------------
+
+
+def t(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(("spec", "after", "expected"), [
+    ("*/15 * * * *", "2026-01-01T00:07:30", "2026-01-01T00:15:00"),
+    ("*/15 * * * *", "2026-01-01T00:15:00", "2026-01-01T00:30:00"),           # strictly after
+    ("0 9 * * mon-fri", "2026-01-03T10:00:00", "2026-01-05T09:00:00"),        # Saturday -> Monday
+    ("@hourly", "2026-01-01T10:30:00", "2026-01-01T11:00:00"),
+    ("@daily", "2026-01-31T23:59:00", "2026-02-01T00:00:00"),
+    ("0 0 1 jan *", "2026-03-01T00:00:00", "2027-01-01T00:00:00"),
+    ("0 0 1,15 * fri", "2026-01-01T00:00:00", "2026-01-02T00:00:00"),         # day-of-month OR day-of-week
+    ("30 4 * * 7", "2026-01-01T00:00:00", "2026-01-04T04:30:00"),             # 7 is Sunday too
+    ("5-10/5 1 * * *", "2026-01-01T01:05:00", "2026-01-01T01:10:00"),
+    ("@every 90s", "2026-01-01T00:00:10", "2026-01-01T00:01:40"),
+    ("0 0 31 2 *", "2026-01-01T00:00:00", None),                              # never
+])
+def test_schedule_next(spec: str, after: str, expected: str | None) -> None:
+    got = Schedule.parse(spec).next(t(after))
+    assert got == (t(expected) if expected else None)
+
+
+def test_schedule_in_a_time_zone() -> None:
+    import zoneinfo
+
+    ny = zoneinfo.ZoneInfo("America/New_York")
+    got = Schedule.parse("0 9 * * *").next(t("2026-01-01T00:00:00").astimezone(ny))
+    assert got is not None and got.astimezone(dt.UTC) == t("2026-01-01T14:00:00")
+
+
+@pytest.mark.parametrize(("earliest", "now", "latest", "count"), [
+    ("2026-01-01T00:00:00", "2026-01-01T00:35:00", "2026-01-01T00:30:00", 3),
+    ("2026-01-01T00:00:00", "2026-01-01T00:09:59", None, 0),
+    ("2026-01-01T00:30:00", "2026-01-01T00:30:00", None, 0),
+])
+def test_most_recent_schedule_time(earliest: str, now: str, latest: str | None, count: int) -> None:
+    got, n = most_recent(Schedule.parse("*/10 * * * *"), earliest=t(earliest), now=t(now))
+    assert (got, n) == ((t(latest) if latest else None), count)
+
+
+def test_job_names_and_history() -> None:
+    assert job_name("nightly", t("2026-01-01T00:00:00")) == f"nightly-{int(t('2026-01-01T00:00:00').timestamp()) // 60}"
+    jobs = [{"metadata": {"name": n}, "status": {"startTime": s}} for n, s in
+            (("b", "2026-01-02T00:00:00Z"), ("a", "2026-01-01T00:00:00Z"), ("c", "2026-01-03T00:00:00Z"))]
+    assert [j["metadata"]["name"] for j in to_delete(jobs, 1)] == ["a", "b"]
+    assert to_delete(jobs, 3) == []
+
+
+class FakeClock:
+    """Real time plus an offset the test moves forward, so minutes pass in a second."""
+
+    def __init__(self) -> None:
+        real = dt.datetime.now(dt.UTC)
+        boundary = real.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+        self.offset = boundary - real - dt.timedelta(seconds=0.7)
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+    def skip_minute(self) -> None:
+        self.offset += dt.timedelta(minutes=1)
+
+
+def cronjob(name: str, ns: str, **spec: Any) -> dict[str, Any]:
+    template = job(name, ns)["spec"]
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name, "namespace": ns},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"metadata": {"labels": {"cron": name}},
+                                                               "spec": template}, **spec}}
+
+
+async def cron_jobs(client: Client, ns: str, name: str) -> dict[str, dict[str, Any]]:
+    return {j["metadata"]["name"]: j for j in (await client.list(JOBS, ns, label_selector=f"cron={name}"))["items"]
+            if not j["metadata"].get("deletionTimestamp")}
+
+
+async def poke(client: Client, ns: str, name: str, n: int) -> None:
+    """Any change brings the CronJob back to its controller (instead of waiting a real minute)."""
+    await client.patch(CRONJOBS, name, {"metadata": {"annotations": {"poke": str(n)}}}, ns)
+
+
+async def test_cronjob_runs_on_schedule_and_keeps_history(apiserver: RunningServer) -> None:
+    ns = "cron"
+    clock = FakeClock()
+    async with cluster(apiserver, ns, clock=clock) as client:
+        await client.create(CRONJOBS, cronjob("tick", ns, successfulJobsHistoryLimit=1))
+
+        async def completed_runs(n: int) -> dict[str, dict[str, Any]] | None:
+            jobs = await cron_jobs(client, ns, "tick")
+            done = {k: j for k, j in jobs.items() if conditions_of(j).get("Complete", {}).get("status") == "True"}
+            return jobs if len(done) >= n else None
+
+        first = await eventually(lambda: completed_runs(1), timeout=20)
+        (name, run), = first.items()
+        scheduled = dt.datetime.fromisoformat(run["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-"
+                                                                           "timestamp"])
+        assert name == job_name("tick", scheduled) and scheduled.second == 0
+        assert run["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+
+        async def settled() -> dict[str, Any] | None:
+            st = (await client.get(CRONJOBS, "tick", ns)).get("status") or {}
+            return st if st.get("lastSuccessfulTime") and not st.get("active") else None
+
+        st = await eventually(settled, timeout=20)
+        assert parse(st["lastScheduleTime"]) == scheduled
+        clock.skip_minute()
+        await poke(client, ns, "tick", 1)
+
+        async def replaced_history() -> dict[str, dict[str, Any]] | None:
+            jobs = await completed_runs(1)
+            return jobs if jobs and name not in jobs else None
+
+        second = await eventually(replaced_history, timeout=20)  # history limit 1: the first run is deleted
+        (later,) = second
+        assert later != name
+
+
+def parse(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_cronjob_concurrency_policies(apiserver: RunningServer) -> None:
+    ns = "cron-policy"
+    clock = FakeClock()
+    async with cluster(apiserver, ns, run_pods=False, clock=clock) as client:  # runs never finish here
+        await client.create(CRONJOBS, cronjob("long", ns, concurrencyPolicy="Forbid"))
+        first = await eventually(lambda: cron_jobs(client, ns, "long"), timeout=20)
+        assert len(first) == 1
+
+        async def active_names() -> list[str]:
+            st = (await client.get(CRONJOBS, "long", ns)).get("status") or {}
+            return [r["name"] for r in st.get("active") or []]
+
+        assert await eventually(active_names, timeout=10) == list(first)
+        clock.skip_minute()
+        await poke(client, ns, "long", 1)
+        await asyncio.sleep(1.0)
+        assert set(await cron_jobs(client, ns, "long")) == set(first)  # Forbid: no second run
+
+        await client.patch(CRONJOBS, "long", {"spec": {"concurrencyPolicy": "Replace"}}, ns)
+
+        async def replaced() -> dict[str, dict[str, Any]] | None:
+            jobs = await cron_jobs(client, ns, "long")
+            return jobs if len(jobs) == 1 and set(jobs) != set(first) else None
+
+        now = await eventually(replaced, timeout=20)
+        assert await eventually(active_names, timeout=10) == list(now)

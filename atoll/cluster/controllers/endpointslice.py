@@ -12,9 +12,13 @@ holds at most ``max_endpoints_per_slice`` endpoints.
 Updates keep churn low, as kube's reconciler does: endpoints stay in the slice they are
 in, changed ones are rewritten in place, new ones first fill slices that are being
 rewritten anyway, then whole new slices, and a last remainder goes into the fullest
-untouched slice that can take it all. A Service with no endpoints keeps one empty
-placeholder slice. Services without a selector are left alone: their slices are the
-user's. Deleted Services' slices go with their ownerReference (the garbage collector).
+untouched slice that can take it all; a slice that would be deleted is rewritten
+instead when another would be created. A Service with no endpoints keeps one empty
+placeholder slice. Pods on nodes the controller does not know are left out (unless
+not-ready addresses are published) and looked at again shortly. Services without a
+selector, and ExternalName ones, are left alone: their slices are the user's. Deleted
+Services' slices go with their ownerReference (the garbage collector); slices owned by
+another Service of the same name are deleted.
 
 The informer cache can lag behind our own writes; like kube's slice tracker, a
 reconcile that would read stale slices is retried shortly instead of acting on them
@@ -443,12 +447,13 @@ class EndpointSliceController(Controller):
         for key in self.index.services_for(old) | self.index.services_for(new):
             self.queue.add(key)
 
-    def _on_node(self, _event: str, old: Obj | None, new: Obj | None) -> None:
+    def _on_node(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """A node's zone moves its endpoints' ``zone``; a node coming or going includes or drops its pods."""
         def zone(n: Obj | None) -> str | None:
             labels: dict[str, str] = ((n or {}).get("metadata") or {}).get("labels") or {}
             return labels.get(ZONE_LABEL)
 
-        if zone(old) == zone(new):
+        if event == "MODIFIED" and zone(old) == zone(new):
             return
         name = ((new or old or {}).get("metadata") or {}).get("name")
         affected: set[str] = set()

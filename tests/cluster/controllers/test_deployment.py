@@ -399,14 +399,15 @@ async def running_cluster(client: Client, namespace: str, *, start: float = 0.1)
                 await asyncio.wait_for(t, 10)
 
 
-def deployment(namespace: str, *, replicas: int = 4, image: str = "v1", strategy: Obj | None = None,
-               extra: Obj | None = None) -> Obj:
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+def deployment(namespace: str, *, name: str = "web", replicas: int = 4, image: str = "v1",
+               strategy: Obj | None = None, extra: Obj | None = None, pod_spec: Obj | None = None) -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "strategy": strategy or {"type": "RollingUpdate",
                                               "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
-                     "template": {"metadata": {"labels": {"app": "web"}},
-                                  "spec": {"containers": [{"name": "c", "image": image}]}}, **(extra or {})}}
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": image}], **(pod_spec or {})}},
+                     **(extra or {})}}
 
 
 async def kubectl(server: RunningServer, *args: str, check: bool = True) -> str:
@@ -546,16 +547,16 @@ async def test_recreate_never_runs_old_and_new_pods_together(apiserver: RunningS
 async def test_pause_resume_and_scaling_mid_rollout(apiserver: RunningServer) -> None:
     require_kubectl()
     ns = "dep-pause"
-    async with Client.from_kubeconfig(apiserver.kubeconfig) as client, running_cluster(client, ns):
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client, running_cluster(client, ns, start=0.5):
         await client.create(DEPLOYMENTS, deployment(ns, replicas=4, extra={"revisionHistoryLimit": 1}))
         await kubectl(apiserver, "-n", ns, "rollout", "status", "deployment/web", "--timeout=30s")
         await kubectl(apiserver, "-n", ns, "rollout", "pause", "deployment/web")
 
-        async def paused_condition() -> bool:
+        async def progressing(reason: str) -> bool:
             cond = ro.get_condition((await client.get(DEPLOYMENTS, "web", ns)).get("status") or {}, ro.PROGRESSING)
-            return cond is not None and cond["reason"] == "DeploymentPaused" and cond["status"] == "Unknown"
+            return cond is not None and cond["reason"] == reason
 
-        await eventually(paused_condition)
+        await eventually(lambda: progressing("DeploymentPaused"))
         await kubectl(apiserver, "-n", ns, "set", "image", "deployment/web", "c=v2")
         # Paused: no new ReplicaSet, but scaling still works.
         await kubectl(apiserver, "-n", ns, "scale", "deployment/web", "--replicas=6")
@@ -569,17 +570,43 @@ async def test_pause_resume_and_scaling_mid_rollout(apiserver: RunningServer) ->
         await asyncio.sleep(0.3)
         assert len(await replica_sets(client, ns)) == 1
 
-        # Resume with slow pods, then scale mid-rollout: both ReplicaSets grow in proportion.
+        # Resume, and pause again as soon as the new ReplicaSet has surged (its pods are slow).
         await client.patch(DEPLOYMENTS, "web", {"spec": {"strategy": {"rollingUpdate": {
             "maxSurge": 3, "maxUnavailable": 0}}}}, ns, patch_type="strategic")
-        await kubectl(apiserver, "-n", ns, "rollout", "resume", "deployment/web")
+        await client.patch(DEPLOYMENTS, "web", {"spec": {"paused": False}}, ns)
 
-        async def two_replica_sets() -> list[Obj] | None:
+        async def two_replica_sets() -> bool:
             rss = await replica_sets(client, ns)
-            return rss if len(rss) == 2 and all(x["spec"]["replicas"] > 0 for x in rss) else None
+            return len(rss) == 2 and all(x["spec"]["replicas"] > 0 for x in rss)
 
         await eventually(two_replica_sets)
+        await client.patch(DEPLOYMENTS, "web", {"spec": {"paused": True}}, ns)
+        await eventually(lambda: progressing("DeploymentPaused"))
+
+        async def annotated() -> list[Obj] | None:
+            # The paused sync records the current size (6 + surge 3) on both, as kube's scale() does.
+            rss = await replica_sets(client, ns)
+            return rss if all(ro.annotations_of(x).get(ro.MAX_REPLICAS) == "9" for x in rss) else None
+
+        before = await eventually(annotated)
+        d = await client.get(DEPLOYMENTS, "web", ns)
+        new_rs = ro.find_new(d, before)
+        assert new_rs is not None and len(before) == 2
+        old_rs = next(x for x in before if x is not new_rs)
+        # Scaled mid-rollout: both grow in proportion to the size they were made for (kube's arithmetic).
+        d["spec"]["replicas"] = 12
+        expected = {x["metadata"]["name"]: n for x, n, _ in ro.scale_targets(d, new_rs, [old_rs])}
+        assert sum(expected.values()) == 12 + 3
         await kubectl(apiserver, "-n", ns, "scale", "deployment/web", "--replicas=12")
+
+        async def proportional() -> bool:
+            return {x["metadata"]["name"]: x["spec"]["replicas"] for x in await replica_sets(client, ns)} == expected
+
+        await eventually(proportional)
+        assert expected[new_rs["metadata"]["name"]] > new_rs["spec"]["replicas"]
+        assert expected[old_rs["metadata"]["name"]] > old_rs["spec"]["replicas"]
+
+        await kubectl(apiserver, "-n", ns, "rollout", "resume", "deployment/web")
 
         async def complete() -> bool:
             cur = await client.get(DEPLOYMENTS, "web", ns)
@@ -588,11 +615,13 @@ async def test_pause_resume_and_scaling_mid_rollout(apiserver: RunningServer) ->
                     and st.get("availableReplicas") == 12 and st.get("replicas") == 12)
 
         samples = await sample_while(client, ns, complete, timeout=40)
+        best = 0
         for snapshot in samples:
             assert sum(x["spec"]["replicas"] for x in snapshot) <= 12 + 3, snapshot
-        # The proportional step: a snapshot where both were above their pre-scale sizes and within 15.
-        assert any(len(s) == 2 and all(x["spec"]["replicas"] > 0 for x in s)
-                   and sum(x["spec"]["replicas"] for x in s) > 9 for s in samples)
+            # maxUnavailable 0: once available, never fewer (up to the 12 wanted).
+            available = sum((x.get("status") or {}).get("availableReplicas", 0) for x in snapshot)
+            assert available >= min(best, 12), (best, snapshot)
+            best = max(best, available)
         out = await kubectl(apiserver, "-n", ns, "rollout", "status", "deployment/web", "--timeout=30s")
         assert "successfully rolled out" in out
         # revisionHistoryLimit 1: one old ReplicaSet kept after a third rollout.
@@ -600,9 +629,86 @@ async def test_pause_resume_and_scaling_mid_rollout(apiserver: RunningServer) ->
         await kubectl(apiserver, "-n", ns, "rollout", "status", "deployment/web", "--timeout=30s")
 
         async def cleaned() -> bool:
-            rss = await replica_sets(client, ns)
-            return len(rss) == 2
+            names = {x["metadata"]["name"] for x in await replica_sets(client, ns)}
+            return len(names) == 2 and old_rs["metadata"]["name"] not in names
 
         await eventually(cleaned)
-        cond = ro.get_condition((await client.get(DEPLOYMENTS, "web", ns))["status"], ro.PROGRESSING)
-        assert cond is not None and cond["reason"] == "NewReplicaSetAvailable"
+        assert await progressing("NewReplicaSetAvailable")
+
+
+async def test_progress_deadline_exceeded(apiserver: RunningServer) -> None:
+    require_kubectl()
+    ns = "dep-deadline"
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client, running_cluster(client, ns):
+        # Pods that no node accepts: the rollout makes no progress and must time out.
+        await client.create(DEPLOYMENTS, deployment(ns, replicas=2, extra={"progressDeadlineSeconds": 1},
+                                                    pod_spec={"nodeSelector": {"disk": "none"}}))
+
+        async def timed_out() -> Obj | None:
+            st = (await client.get(DEPLOYMENTS, "web", ns)).get("status") or {}
+            cond = ro.get_condition(st, ro.PROGRESSING)
+            return cond if cond is not None and cond["reason"] == "ProgressDeadlineExceeded" else None
+
+        cond = await eventually(timed_out, timeout=15)
+        name = (await replica_sets(client, ns))[0]["metadata"]["name"]
+        assert cond["status"] == "False" and cond["message"] == f'ReplicaSet "{name}" has timed out progressing.'
+        st = (await client.get(DEPLOYMENTS, "web", ns))["status"]
+        assert ro.get_condition(st, ro.AVAILABLE)["reason"] == "MinimumReplicasUnavailable"  # type: ignore[index]
+        assert st["unavailableReplicas"] == 2 and st.get("availableReplicas", 0) == 0
+        out = await kubectl(apiserver, "-n", ns, "rollout", "status", "deployment/web", "--timeout=10s", check=False)
+        assert 'deployment "web" exceeded its progress deadline' in out
+
+
+async def test_adoption_collisions_and_deletion(apiserver: RunningServer) -> None:
+    ns = "dep-adopt"
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client, running_cluster(client, ns):
+        # An orphan ReplicaSet with the Deployment's template is adopted and becomes its new ReplicaSet.
+        template = deployment(ns, name="adopt")["spec"]["template"]
+        await client.create(REPLICASETS, {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "adopt-orphan", "namespace": ns,
+                                                                        "labels": {"app": "adopt"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "adopt"}}, "template": template}})
+        created = await client.create(DEPLOYMENTS, deployment(ns, name="adopt", replicas=3))
+
+        async def adopted() -> Obj | None:
+            items = [x for x in await replica_sets(client, ns) if x["metadata"]["name"].startswith("adopt")]
+            x = items[0] if len(items) == 1 else None
+            ok = (x is not None and x["spec"]["replicas"] == 3 and (x.get("status") or {}).get("availableReplicas") == 3
+                  and (x["metadata"].get("ownerReferences") or [{}])[0].get("uid") == created["metadata"]["uid"])
+            return x if ok else None
+
+        x = await eventually(adopted)
+        assert x["metadata"]["name"] == "adopt-orphan" and x["metadata"]["annotations"][ro.REVISION] == "1"
+
+        # A ReplicaSet squatting on the new ReplicaSet's name: collisionCount goes up, another name is used.
+        await client.create(DEPLOYMENTS, deployment(ns, name="clash", replicas=1, extra={"paused": True}))
+        stored = await client.get(DEPLOYMENTS, "clash", ns)
+        first_hash = ro.template_hash(stored["spec"]["template"])
+        other = deployment(ns, name="other", image="other")["spec"]["template"]
+        await client.create(REPLICASETS, {
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": f"clash-{first_hash}", "namespace": ns},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "other"}}, "template": other}})
+        await client.patch(DEPLOYMENTS, "clash", {"spec": {"paused": False}}, ns)
+
+        async def resolved() -> Obj | None:
+            d = await client.get(DEPLOYMENTS, "clash", ns)
+            st = d.get("status") or {}
+            return d if st.get("collisionCount") == 1 and st.get("availableReplicas") == 1 else None
+
+        d = await eventually(resolved)
+        second_hash = ro.template_hash(d["spec"]["template"], 1)
+        assert second_hash != first_hash
+        owned = await client.get(REPLICASETS, f"clash-{second_hash}", ns)
+        assert owned["metadata"]["ownerReferences"][0]["uid"] == d["metadata"]["uid"]
+        squatter = await client.get(REPLICASETS, f"clash-{first_hash}", ns)
+        assert not squatter["metadata"].get("ownerReferences")
+
+        # Deleting a Deployment takes its ReplicaSets and pods with it (ownerReferences, GC).
+        await client.delete(DEPLOYMENTS, "adopt", ns)
+
+        async def gone() -> bool:
+            rss = [x for x in await replica_sets(client, ns) if x["metadata"]["name"].startswith("adopt")]
+            pods = (await client.list(PODS, ns, label_selector="app=adopt"))["items"]
+            return not rss and not pods
+
+        await eventually(gone)

@@ -1076,10 +1076,12 @@ class KubeletConnector:
         access = self._node_access(pod, verb="exec")
         options = exec_options(request.query, container=container)
         uid = str(pod["metadata"].get("uid") or "")
+        # The container must run before anything is upgraded (the kubelet asks the runtime first), so
+        # kubectl's SPDY retry after a refused WebSocket shows the same reason.
+        if not access.is_running(uid, container):
+            raise BadRequest(f'container "{container}" in pod "{name}" is not running')
         headers = request.headers
         if headers.get("Upgrade", "").lower() != "websocket":
-            if not access.is_running(uid, container):
-                raise BadRequest(f'container "{container}" in pod "{name}" is not running')
             if "spdy" in headers.get("Upgrade", "").lower():
                 raise BadRequest("exec over SPDY is not supported by this server: use a WebSocket client "
                                  f"({PROTOCOL_V5} or {PROTOCOL_V4}; kubectl 1.30 and later do)")
@@ -1093,18 +1095,22 @@ class KubeletConnector:
         ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, compress=False)
         if not ws.can_prepare(request).ok:
             raise BadRequest("malformed WebSocket upgrade request")
-        # Start first: a missing or stopped container is then a plain HTTP Status, not a half-open stream.
-        proc = await access.exec(uid, container, list(options.command), tty=options.tty)
-        try:
-            await ws.prepare(request)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise
-        logger.debug("exec %s in %s/%s over %s", options.command, name, container, protocol)
+        await ws.prepare(request)
         self.active["exec"] += 1
         try:
+            try:
+                proc = await access.exec(uid, container, list(options.command), tty=options.tty)
+            except (APIError, OSError) as exc:
+                # As with a CRI runtime: the stream is open, so a command that cannot start is reported
+                # on the error channel (kubectl prints it and exits 1).
+                reason = exc.message if isinstance(exc, APIError) else (exc.strerror or str(exc))
+                status = error_status(InternalError(
+                    f"Internal error occurred: error executing command in container: {reason}"))
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_bytes(bytes((ERROR,)) + orjson.dumps(status))
+                    await ws.close()
+                return ws
+            logger.debug("exec %s in %s/%s over %s", options.command, name, container, protocol)
             await ExecSession(ws, proc, options, protocol).run()
         finally:
             self.active["exec"] -= 1

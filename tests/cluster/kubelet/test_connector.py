@@ -571,13 +571,16 @@ async def test_kubectl_exec_errors(cluster: Cluster) -> None:
     uid = await cluster.pod("stopped", "sh", namespace="exec")
     cluster.node.container(uid, "sh", running=False)
     await cluster.pod("unscheduled", "sh", namespace="exec", node="")
+    cluster.node.container(await cluster.pod("runs", "sh", namespace="exec"), "sh")
     cases = [
         (["stopped", "-c", "nope"], "container nope is not valid for pod stopped"),
         (["stopped"], 'container "sh" in pod "stopped" is not running'),
         (["unscheduled"], "pod unscheduled does not have a host assigned"),
+        (["runs"], "error: Internal error occurred: error executing command in container: No such file"),
     ]
     for args, message in cases:
-        rc, _, err = await cluster.kubectl("exec", "-n", "exec", *args, "--", "true")
+        command = "no-such-command" if args == ["runs"] else "true"
+        rc, _, err = await cluster.kubectl("exec", "-n", "exec", *args, "--", command)
         assert rc == 1 and message in err, err
 
 

@@ -128,6 +128,8 @@ def cluster_run(
     = "127.0.0.1:0",
     storage: Annotated[str, typer.Option(help="sqlite:///PATH (default: STATE_DIR/store.db) or etcd://HOST:PORT")]
     = "",
+    images: Annotated[Path | None, typer.Option(help="YAML file of user-defined images (process runtime).")]
+    = None,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="More logs (-v, -vv).")] = 0,
 ) -> None:
     """Run one whole cluster in one process: API server, scheduler, controllers, kubelets, service proxy.
@@ -159,8 +161,10 @@ def cluster_run(
         raise fail(str(exc), 2) from None
     from atoll.cluster.member import MemberCluster, MemberConfig
 
+    if images is not None and not images.is_file():
+        raise fail(f"--images: no such file: {images}", 2)
     config = MemberConfig(topology=cluster, state_dir=state_dir or Path(".atoll") / name, host=host, port=port,
-                          storage=storage)
+                          storage=storage, images=images)
 
     async def main() -> None:
         stop = asyncio.Event()

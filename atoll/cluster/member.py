@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,8 +22,21 @@ from typing import Any, Protocol
 
 from atoll.apiserver.server import APIServer, ServerConfig
 from atoll.client import Client
+from atoll.cluster.controllers.daemonset import DaemonSetController
+from atoll.cluster.controllers.deployment import DeploymentController
+from atoll.cluster.controllers.endpoints import EndpointsController
+from atoll.cluster.controllers.endpointslice import EndpointSliceController
+from atoll.cluster.controllers.job import JobController
+from atoll.cluster.controllers.nodelifecycle import NodeLifecycleController
 from atoll.cluster.controllers.replicaset import ReplicaSetController
+from atoll.cluster.controllers.serviceaccount import ServiceAccountController
+from atoll.cluster.controllers.statefulset import StatefulSetController
+from atoll.cluster.kubelet.connector import KubeletConnector, PodAccess
+from atoll.cluster.kubelet.images.catalog import ImageCatalog
+from atoll.cluster.kubelet.kubelet import Kubelet
+from atoll.cluster.kubelet.process import ProcessRuntime
 from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes, Stages
+from atoll.cluster.proxy.proxying import ServiceProxy
 from atoll.cluster.scheduler.controller import SchedulerController
 from atoll.topology import ClusterTopology
 
@@ -49,6 +63,17 @@ class MemberConfig:
     stages: Stages = field(default_factory=Stages)
     """Pod stage delays for the simulated runtime."""
     lease_renew_interval: float = 10.0
+    node_monitor_grace_period: float = 40.0
+    """How long a node may go without renewing its lease before it is NotReady (kube's default 40 s)."""
+    images: Path | None = None
+    """A YAML file of user-defined images for the process runtime (see ``kubelet/images/catalog.py``)."""
+
+
+def kubernetes_names(topology: ClusterTopology) -> list[str]:
+    """What pods call the API server through the ``kubernetes`` Service; its certificate names them all."""
+    first = str(next(ipaddress.ip_network(topology.service_cidr).hosts()))
+    return [first, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local"]
 
 
 def node_specs(topology: ClusterTopology, node_address: str) -> list[NodeSpec]:
@@ -61,9 +86,12 @@ class MemberCluster:
         self.config = config
         topo = config.topology
         self.server = APIServer(ServerConfig(state_dir=config.state_dir, host=config.host, port=config.port,
-                                             storage=config.storage, name=topo.name))
+                                             storage=config.storage, name=topo.name,
+                                             service_cidr=topo.service_cidr, extra_hosts=kubernetes_names(topo),
+                                             default_toleration_seconds=config.eviction_seconds))
         self.client: Client | None = None
         self.components: dict[str, Component] = {}
+        self.kubelets: dict[str, Kubelet] = {}
         self._stop = asyncio.Event()
         self._group: asyncio.Task[None] | None = None
 
@@ -95,14 +123,36 @@ class MemberCluster:
 
     def _build(self, client: Client) -> dict[str, Component]:
         cfg, topo = self.config, self.config.topology
-        components: dict[str, Component] = {
-            "scheduler": SchedulerController(client),
-            "replicaset-controller": ReplicaSetController(client),
-        }
+        ca_pem = self.server.pki.ca_pem.decode() if self.server.pki is not None else ""
+        controllers: list[Any] = [
+            SchedulerController(client), DeploymentController(client), ReplicaSetController(client),
+            StatefulSetController(client), DaemonSetController(client), JobController(client),
+            EndpointSliceController(client), EndpointsController(client),
+            ServiceAccountController(client, ca_pem=ca_pem),
+            NodeLifecycleController(client, grace_period=cfg.node_monitor_grace_period),
+        ]
+        components: dict[str, Component] = {c.NAME: c for c in controllers}
         specs = node_specs(topo, cfg.node_address)
-        components["simulated-nodes"] = SimulatedNodes(client, specs, stages=cfg.stages, pod_cidr=topo.pod_cidr,
-                                                       renew_interval=cfg.lease_renew_interval)
+        if topo.runtime == "simulated":
+            components["simulated-nodes"] = SimulatedNodes(client, specs, stages=cfg.stages,
+                                                           pod_cidr=topo.pod_cidr,
+                                                           renew_interval=cfg.lease_renew_interval)
+        else:
+            catalog = ImageCatalog.load(cfg.images) if cfg.images is not None else ImageCatalog()
+            for i, spec in enumerate(specs):
+                runtime = ProcessRuntime(cfg.state_dir / "kubelet" / spec.name, node=spec.name)
+                kubelet = Kubelet(client, spec, runtime=runtime, pod_cidr=topo.node_cidr(i), cluster_name=topo.name,
+                                  renew_interval=cfg.lease_renew_interval, catalog=catalog)
+                self.kubelets[spec.name] = kubelet
+                components[f"kubelet-{spec.name}"] = kubelet
+        self.server.subresources.node_connector = KubeletConnector(self._pod_access)
+        proxy = ServiceProxy(client, node_address=cfg.node_address)
+        self.server.extra_metrics.append(proxy.metrics.registry)
+        components[proxy.NAME] = proxy
         return components
+
+    def _pod_access(self, node: str) -> PodAccess | None:
+        return self.kubelets.get(node)
 
     async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[Any]]) -> None:
         while not self._stop.is_set():

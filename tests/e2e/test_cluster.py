@@ -98,7 +98,10 @@ def test_deployment_service_logs_restarts_scaling_rollout_and_drain(cluster: Run
     victim = get(url)
     before = next(p for p in pods(cluster) if p["metadata"]["name"] == victim["pod"])
     restarts = before["status"]["containerStatuses"][0]["restartCount"]
-    os.kill(int(victim["pid"]), signal.SIGKILL)
+    pids = processes_of("e2e", pod=victim["pod"])
+    assert pids, f"no process found for pod {victim['pod']}"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
     wait_for(lambda: next((p for p in pods(cluster) if p["metadata"]["name"] == victim["pod"]), {})
              .get("status", {}).get("containerStatuses", [{}])[0].get("restartCount", 0) > restarts, 60)
 
@@ -120,7 +123,7 @@ def test_deployment_service_logs_restarts_scaling_rollout_and_drain(cluster: Run
         deadline = time.monotonic() + 150
         while not stop.is_set() and time.monotonic() < deadline:
             try:
-                versions.add(get(url)["version"])
+                versions.add(get(url)["tag"])
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 failures.append(repr(exc))
             time.sleep(0.02)
@@ -135,7 +138,7 @@ def test_deployment_service_logs_restarts_scaling_rollout_and_drain(cluster: Run
         stop.set()
         thread.join(10)
     assert failures == [], f"{len(failures)} requests failed during the rollout: {failures[:3]}"
-    assert {get(url)["version"] for _ in range(10)} == {"2"}
+    assert {get(url)["tag"] for _ in range(10)} == {"2"}
     history = k("rollout", "history", "deployment/web").stdout
     assert "1" in history and "2" in history
 
@@ -160,8 +163,8 @@ def test_unknown_image_is_reported(cluster: RunningServer) -> None:
     assert "not found in the Atoll image catalog" in described
 
 
-def processes_of(cluster_name: str) -> list[int]:
-    """Processes whose environment names the cluster (every pod container gets ATOLL_CLUSTER)."""
+def processes_of(cluster_name: str, *, pod: str = "") -> list[int]:
+    """Processes whose environment names the cluster (every pod container gets ATOLL_CLUSTER) and pod."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -169,7 +172,7 @@ def processes_of(cluster_name: str) -> list[int]:
                 env = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if f"ATOLL_CLUSTER={cluster_name}".encode() in env:
+            if f"ATOLL_CLUSTER={cluster_name}".encode() in env and (not pod or f"POD_NAME={pod}".encode() in env):
                 found.append(int(entry.name))
     return found
 

@@ -23,6 +23,10 @@ Decisions, as ``syncJob``/``manageJob`` make them:
   are deleted and ``Failed`` follows once none is left terminating. Enough successes →
   ``SuccessCriteriaMet`` then ``Complete`` (reason ``CompletionsReached``) with
   ``completionTime``. This is kube 1.32's delayed terminal condition.
+* ``podFailurePolicy``: a failed pod matching a ``FailJob`` rule (exit codes or pod
+  conditions) fails the Job at once (reason ``PodFailurePolicy``); ``Ignore`` replaces it
+  without counting; ``Count`` is the default. With ``restartPolicy: OnFailure`` container
+  restarts count against ``backoffLimit``.
 * ``suspend`` deletes active pods (uncounted: their finalizer goes first), sets
   ``Suspended``; resuming resets ``startTime`` so the deadline counts active time only.
 * ``ttlSecondsAfterFinished`` deletes a finished Job (foreground, as kube's TTL
@@ -175,6 +179,60 @@ def is_pod_failed(pod: Obj, job: Obj) -> bool:
     if ((job.get("spec") or {}).get("podReplacementPolicy") or "TerminatingOrFailed") == "Failed":
         return False
     return is_terminating(pod) and phase(pod) != "Succeeded"
+
+
+def match_failure_policy(policy: Obj | None, pod: Obj) -> tuple[str | None, str]:
+    """The action of the first ``podFailurePolicy`` rule the failed pod matches, with kube's message.
+
+    ``(None, "")`` when no rule matches: the failure counts toward ``backoffLimit``.
+    Successful container exits (code 0) never match ``onExitCodes``.
+    """
+    md, status = pod.get("metadata") or {}, pod.get("status") or {}
+    where = f"{md.get('namespace')}/{md.get('name')}"
+    for i, rule in enumerate((policy or {}).get("rules") or []):
+        action = str(rule.get("action") or "")
+        on_exit = rule.get("onExitCodes")
+        if on_exit:
+            wanted = {int(v) for v in on_exit.get("values") or []}
+            for cs in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+                if on_exit.get("containerName") and cs.get("name") != on_exit["containerName"]:
+                    continue
+                code = ((cs.get("state") or {}).get("terminated") or {}).get("exitCode")
+                if code is None or int(code) == 0:
+                    continue
+                if (int(code) in wanted) == (on_exit.get("operator") == "In"):
+                    return action, (f"Container {cs.get('name')} for pod {where} failed with exit code {code} "
+                                    f"matching {action} rule at index {i}")
+        for pattern in rule.get("onPodConditions") or []:
+            for c in status.get("conditions") or []:
+                if c.get("type") == pattern.get("type") and c.get("status") == (pattern.get("status") or "True"):
+                    return action, f"Pod {where} has condition {c.get('type')} matching {action} rule at index {i}"
+    return None, ""
+
+
+def fail_job_message(job: Obj, pods: list[Obj]) -> str | None:
+    """The message of the first failed pod that matches a ``FailJob`` rule (kube's ``getFailJobMessage``)."""
+    policy = (job.get("spec") or {}).get("podFailurePolicy")
+    if not policy:
+        return None
+    for p in pods:
+        if is_pod_failed(p, job):
+            action, message = match_failure_policy(policy, p)
+            if action == "FailJob":
+                return message
+    return None
+
+
+def past_backoff_limit_on_failure(job: Obj, pods: list[Obj]) -> bool:
+    """``restartPolicy: OnFailure``: the kubelet restarts containers in place, so restarts are the failures."""
+    spec = job.get("spec") or {}
+    if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "OnFailure":
+        return False
+    restarts = sum(int(cs.get("restartCount") or 0) for p in pods if phase(p) in ("Running", "Pending")
+                   for cs in [*((p.get("status") or {}).get("initContainerStatuses") or []),
+                              *((p.get("status") or {}).get("containerStatuses") or [])])
+    limit = int(spec.get("backoffLimit", 6))
+    return restarts > 0 if limit == 0 else restarts >= limit
 
 
 def is_ready(pod: Obj) -> bool:
@@ -366,7 +424,12 @@ class JobController(Controller):
         terminating = sum(1 for p in pods if is_terminating(p) and phase(p) not in ("Succeeded", "Failed"))
         ready = sum(1 for p in active_pods if is_ready(p))
         succeeded = int(status.get("succeeded") or 0) + len(new_succeeded) + len(unc_succeeded)
-        failed = int(status.get("failed") or 0) + len(new_failed) + len(unc_failed)
+        failure_policy = spec.get("podFailurePolicy")
+
+        def counts(p: Obj) -> bool:
+            return match_failure_policy(failure_policy, p)[0] != "Ignore" if failure_policy else True
+
+        failed = int(status.get("failed") or 0) + sum(1 for p in new_failed if counts(p)) + len(unc_failed)
         succeeded_ix: set[int] = set()
         if indexed and completions is not None:
             succeeded_ix = {ix for ix in parse_indexes(str(status.get("completedIndexes") or ""))
@@ -393,7 +456,9 @@ class JobController(Controller):
             finishing = met
         elif target is not None and target.get("status") == "True":
             finishing = target
-        elif failed > int(spec.get("backoffLimit", 6)):
+        elif (fail_job := fail_job_message(job, pods)) is not None:
+            finishing = {"type": "FailureTarget", "reason": "PodFailurePolicy", "message": fail_job}
+        elif failed > int(spec.get("backoffLimit", 6)) or past_backoff_limit_on_failure(job, pods):
             finishing = {"type": "FailureTarget", "reason": "BackoffLimitExceeded",
                          "message": "Job has reached the specified backoff limit"}
         else:
@@ -445,8 +510,9 @@ class JobController(Controller):
             if phase(p) == "Succeeded" and uid_ not in unc_failed:
                 if not indexed and uid_ not in unc_succeeded:
                     unc_succeeded.append(uid_)
-            elif (pod_failed or job_failing) and uid_ not in unc_failed and valid_index(p):
-                unc_failed.append(uid_)
+            elif (pod_failed or job_failing) and uid_ not in unc_failed and valid_index(p) \
+                    and (not pod_failed or counts(p)):
+                unc_failed.append(uid_)  # an Ignore rule releases the pod without counting it
         if indexed:
             status["completedIndexes"] = format_indexes(succeeded_ix)
             status["succeeded"] = len(succeeded_ix)

@@ -31,7 +31,9 @@ from atoll.cluster.controllers.job import (
     format_indexes,
     is_complete,
     is_pod_failed,
+    match_failure_policy,
     parse_indexes,
+    past_backoff_limit_on_failure,
     past_deadline,
     pending_indexes,
     want_active,
@@ -120,6 +122,42 @@ def test_ensure_condition(conditions: list[dict[str, Any]], status: str, changed
     assert did is changed and len(out) == count
     if count:
         assert out[0]["status"] == status
+
+
+POLICY = {"rules": [
+    {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}},
+    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+    {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": [1, 2]}},
+]}
+
+
+def failed_pod(*codes: tuple[str, int], conditions: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "namespace": "ns"},
+            "status": {"phase": "Failed", "conditions": [{"type": c, "status": "True"} for c in conditions],
+                       "containerStatuses": [{"name": n, "state": {"terminated": {"exitCode": code}}}
+                                             for n, code in codes]}}
+
+
+@pytest.mark.parametrize(("pod", "action", "message"), [
+    (failed_pod(("main", 42)), "FailJob",
+     "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 0"),
+    (failed_pod(("side", 42)), "Count", "Container side for pod ns/p failed with exit code 42 matching Count rule "
+                                        "at index 2"),
+    (failed_pod(("main", 1), conditions=("DisruptionTarget",)), "Ignore",
+     "Pod ns/p has condition DisruptionTarget matching Ignore rule at index 1"),
+    (failed_pod(("main", 1)), None, ""),
+    (failed_pod(("main", 0), ("side", 2)), None, ""),   # exit code 0 never matches
+])
+def test_pod_failure_policy(pod: dict[str, Any], action: str | None, message: str) -> None:
+    assert match_failure_policy(POLICY, pod) == (action, message)
+
+
+@pytest.mark.parametrize(("restart_policy", "limit", "restarts", "past"), [
+    ("OnFailure", 2, 2, True), ("OnFailure", 2, 1, False), ("OnFailure", 0, 1, True), ("Never", 0, 5, False)])
+def test_backoff_limit_counts_restarts_on_failure(restart_policy: str, limit: int, restarts: int, past: bool) -> None:
+    job_ = {"spec": {"backoffLimit": limit, "template": {"spec": {"restartPolicy": restart_policy}}}}
+    pod = {"status": {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": restarts}]}}
+    assert past_backoff_limit_on_failure(job_, [pod]) is past
 
 
 def test_indexed_template() -> None:
@@ -517,3 +555,39 @@ async def test_cronjob_concurrency_policies(apiserver: RunningServer) -> None:
 
         now = await eventually(replaced, timeout=20)
         assert await eventually(active_names, timeout=10) == list(now)
+
+
+async def test_pod_failure_policy_ignores_disruptions_and_fails_on_exit_codes(apiserver: RunningServer) -> None:
+    ns = "job-policy"
+    async with cluster(apiserver, ns, run_pods=False) as client:
+        spec = job("strict", ns, backoffLimit=0, podFailurePolicy=POLICY)
+        spec["spec"]["template"]["spec"]["containers"][0]["name"] = "main"
+        await client.create(JOBS, spec)
+
+        async def scheduled(exclude: set[str]) -> dict[str, Any] | None:
+            return next((p for p in await pods_of(client, ns, "strict")
+                         if p["metadata"]["uid"] not in exclude and p["spec"].get("nodeName")), None)
+
+        first = await eventually(lambda: scheduled(set()), timeout=20)
+        # A disruption matches the Ignore rule: replaced, not counted, although backoffLimit is 0.
+        await client.patch(PODS, first["metadata"]["name"], {"status": {
+            "phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True"}]}}, ns,
+            subresource="status")
+        second = await eventually(lambda: scheduled({first["metadata"]["uid"]}), timeout=20)
+        obj = await client.get(JOBS, "strict", ns)
+        assert obj["status"].get("failed", 0) == 0 and "Failed" not in conditions_of(obj)
+        # Exit code 42 of the main container matches FailJob.
+        await client.patch(PODS, second["metadata"]["name"], {"status": {"phase": "Failed", "containerStatuses": [
+            {"name": "main", "image": "work", "imageID": "", "ready": False, "restartCount": 0,
+             "state": {"terminated": {"exitCode": 42, "reason": "Error"}}}]}}, ns, subresource="status")
+
+        async def failed() -> dict[str, Any] | None:
+            obj = await client.get(JOBS, "strict", ns)
+            return obj if conditions_of(obj).get("Failed", {}).get("status") == "True" else None
+
+        obj = await eventually(failed, timeout=20)
+        cond = conditions_of(obj)["Failed"]
+        assert cond["reason"] == "PodFailurePolicy"
+        assert cond["message"] == (f"Container main for pod {ns}/{second['metadata']['name']} failed with exit code "
+                                   "42 matching FailJob rule at index 0")
+        assert obj["status"]["failed"] == 1

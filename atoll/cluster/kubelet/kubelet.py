@@ -526,8 +526,10 @@ class _PodWorker:
             c.waiting = None if c.current is not None else c.waiting
         md = self.pod["metadata"]
         if not self.deleted:
-            with contextlib.suppress(NotFound, Conflict):
+            try:
                 await self._write_status(terminal=True)
+            except (NotFound, Conflict) as exc:
+                logger.info("%s: final status of pod %s not written: %s", k.node_name, pod_label(self.pod), exc)
             with contextlib.suppress(NotFound, Conflict):
                 await k.client.delete(PODS, md["name"], md.get("namespace"), grace_period_seconds=0,
                                       uid=self.uid)

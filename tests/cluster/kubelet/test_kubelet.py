@@ -17,6 +17,7 @@ from atoll.cluster.kubelet.kubelet import ENFORCEMENT_ANNOTATION, NODES, PODS, K
 from atoll.cluster.kubelet.process import ProcessRuntime
 from atoll.cluster.kubelet.simulated import NodeSpec
 from atoll.cluster.scheduler.controller import SchedulerController
+from atoll.machinery.informing import Informer
 from tests.conftest import RunningServer
 from tests.waiting import eventually
 
@@ -176,6 +177,13 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
                        restartPolicy="Never")
         await c.create("bad", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "exit 7"]}],
                        restartPolicy="Never")
+        await c.create("inits", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "cat step2; sleep 600"]}],
+                       initContainers=[
+                           {"name": "one", "image": "busybox", "command": ["sh", "-c", "echo 1 > step1"]},
+                           {"name": "two", "image": "busybox", "command": ["sh", "-c", "cat step1 && echo 2 > step2"]}])
+        await c.create("init-fails", [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}],
+                       restartPolicy="Never",
+                       initContainers=[{"name": "one", "image": "busybox", "command": ["sh", "-c", "exit 4"]}])
 
         async def looping() -> Obj | None:
             cs = await c.status("crash", "c")
@@ -212,6 +220,15 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
         assert term["exitCode"] == 7 and term["reason"] == "Error"
         assert (await c.status("ok", "c"))["state"]["terminated"]["reason"] == "Completed"
         assert await c.condition("ok", "Ready") == "False"
+        # init containers run in order, each to completion, before the containers
+        await eventually(lambda: c.condition("inits", "Ready"), 15)
+        assert await c.condition("inits", "Initialized") == "True"
+        for name in ("one", "two"):
+            term = (await c.status("inits", name))["state"]["terminated"]
+            assert term["exitCode"] == 0 and term["reason"] == "Completed"
+        await eventually(lambda: phase("init-fails", "Failed"), 15)
+        assert (await c.status("init-fails", "c"))["state"]["waiting"]["reason"] == "PodInitializing"
+        assert await c.condition("init-fails", "Initialized") == "False"
 
 
 async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningServer, tmp_path: Path) -> None:
@@ -253,39 +270,62 @@ async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningSe
         assert (await c.status("gate", "c"))["ready"] is True
 
 
-TRAP = "trap 'echo got TERM; exit 0' TERM; echo started; while true; do sleep 0.1; done"
+def trap(out: Path) -> str:
+    return f"trap 'echo got TERM > {out}; exit 0' TERM; echo started; while true; do sleep 0.1; done"
 
 
 async def test_graceful_deletion_sigterm_then_sigkill(apiserver: RunningServer, tmp_path: Path) -> None:
     async with cluster(apiserver, tmp_path, "kl-term", cidr_base=24) as c:
-        await c.create("polite", [{"name": "c", "image": "busybox", "command": ["sh", "-c", TRAP]}])
-        await c.create("stubborn", [{"name": "c", "image": "busybox",
-                                     "command": ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"]}],
-                       terminationGracePeriodSeconds=1)
-        for name in ("polite", "stubborn"):
-            await eventually(lambda name=name: c.condition(name, "Ready"), 15)
-        k = c.kubelets[0]
-        polite = await c.pod("polite")
-        log = k.log_path(polite["metadata"]["uid"], "c")
-        assert log is not None
-        await eventually(lambda: asyncio.sleep(0, "started" in log.read_text()), 10)
-        t0 = asyncio.get_running_loop().time()
-        await c.client.delete(PODS, "polite", c.ns)
-        await c.client.delete(PODS, "stubborn", c.ns)
+        final: dict[str, Obj] = {}
+        informer = Informer(c.client, PODS, namespace=c.ns)
+        informer.add_handler(lambda ev, old, new: final.__setitem__(old["metadata"]["name"], old)
+                             if ev == "DELETED" and old is not None else None)
+        stop = asyncio.Event()
+        watching = asyncio.create_task(informer.run(stop))
+        try:
+            out = tmp_path / "polite.out"
+            await c.create("polite", [{"name": "c", "image": "busybox", "command": ["sh", "-c", trap(out)]}],
+                           terminationGracePeriodSeconds=10)
+            await c.create("stubborn", [{"name": "c", "image": "busybox", "command": [
+                "sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"]}],
+                terminationGracePeriodSeconds=1)
+            for name in ("polite", "stubborn"):
+                await eventually(lambda name=name: c.condition(name, "Ready"), 15)
+            k = c.kubelets[0]
+            log = k.log_path((await c.pod("polite"))["metadata"]["uid"], "c")
+            assert log is not None
+            await eventually(lambda: asyncio.sleep(0, "started" in log.read_text()), 10)
+            pids = []
+            for name in ("polite", "stubborn"):
+                cid = (await c.status(name, "c"))["containerID"].split("://")[1]
+                state = k.runtime.state(cid)  # type: ignore[arg-type]
+                assert state is not None and state.running
+                pids.append(state.pid)
+            t0 = asyncio.get_running_loop().time()
+            await c.client.delete(PODS, "polite", c.ns)
+            await c.client.delete(PODS, "stubborn", c.ns)
+            await eventually(lambda: asyncio.sleep(0, "polite" in final), 15)
+            polite_s = asyncio.get_running_loop().time() - t0
+            await eventually(lambda: asyncio.sleep(0, "stubborn" in final), 15)
+            stubborn_s = asyncio.get_running_loop().time() - t0
+        finally:
+            stop.set()
+            await watching
+        assert out.read_text().strip() == "got TERM"
+        assert polite_s < 5, "a container that exits on SIGTERM does not wait for its grace period"
+        assert stubborn_s >= 0.9, "one ignoring SIGTERM is killed when its grace period ran out"
+        # (The final status, terminated with 0 and 137, is written before the deletion is confirmed; Atoll's
+        # API server currently removes a terminating pod on that write, so it is not asserted here.)
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
 
-        async def gone(name: str) -> bool:
-            return not any(p["metadata"]["name"] == name for p in (await c.client.list(PODS, c.ns))["items"])
-
-        await eventually(lambda: gone("polite"), 15)
-        await eventually(lambda: gone("stubborn"), 15)
-        elapsed = asyncio.get_running_loop().time() - t0
-        assert elapsed >= 0.9  # the stubborn one needed its grace period to run out
         async def killing() -> bool:
             return [e["message"] for e in await c.events("polite") if e["reason"] == "Killing"] == [
                 "Stopping container c"]
 
         await eventually(killing, 10)
-        # the polite container saw SIGTERM (its log is gone with the pod: check the events' exit)
+        assert not list((tmp_path / "node-0" / "pods").iterdir()), "logs and working dirs go with the pod"
 
 
 async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Path) -> None:
@@ -327,3 +367,59 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
         assert len(_children(besides=apiserver.process.pid)) >= 3, "a container is a process tree of our own"
     left = _children(besides=apiserver.process.pid)
     assert not left, f"child processes left after the kubelet stopped: {left}"
+
+
+async def test_kubelet_restart_kills_orphans_and_restarts_pods(apiserver: RunningServer, tmp_path: Path) -> None:
+    """The process hosting a kubelet dies (SIGKILL); its successor kills the orphans and restarts the pod."""
+    ns, node, root = "kl-restart", "kl-restart-node", tmp_path / "node"
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as client:
+        await client.create(NSS, {"metadata": {"name": ns}})
+        host = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.cluster.kubelet.kubelet_host", str(apiserver.kubeconfig), node, str(root),
+            "127.26.0.0/24", stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[3])
+        try:
+            assert host.stdout is not None
+            assert b"registered" in await asyncio.wait_for(host.stdout.readline(), 30)
+            await client.create(PODS, {"metadata": {"name": "survivor", "namespace": ns},
+                                       "spec": {"nodeName": node, "containers": [
+                                           {"name": "c", "image": "busybox", "command": ["sleep", "600"]}]}})
+
+            async def started() -> Obj | None:
+                cs = ((await client.get(PODS, "survivor", ns)).get("status") or {}).get("containerStatuses") or []
+                return cs[0] if cs and "running" in cs[0]["state"] else None
+
+            first = await eventually(started, 20)
+            pid_files = list((root / "run").glob("*.pid"))
+            assert len(pid_files) == 1
+            orphan = int(pid_files[0].read_text().split()[0])
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                host.kill()
+            await host.wait()
+        assert Path(f"/proc/{orphan}").exists(), "the container outlived its kubelet"
+
+        kubelet = Kubelet(client, NodeSpec(node), runtime=ProcessRuntime(root, node=node), pod_cidr="127.26.0.0/24",
+                          renew_interval=1, status_interval=1, backoff_base=0.5, backoff_max=2)
+        stop = asyncio.Event()
+        task = asyncio.create_task(kubelet.run(stop))
+        try:
+            async def orphan_gone() -> bool:
+                try:
+                    return Path(f"/proc/{orphan}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+                except OSError:
+                    return True
+
+            await eventually(orphan_gone, 10)
+
+            async def restarted() -> Obj | None:
+                cs = ((await client.get(PODS, "survivor", ns)).get("status") or {}).get("containerStatuses") or []
+                return cs[0] if cs and cs[0]["restartCount"] == 1 and "running" in cs[0]["state"] else None
+
+            cs = await eventually(restarted, 20)
+            assert cs["containerID"] != first["containerID"]
+            assert cs["lastState"]["terminated"]["reason"] == "Unknown"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+            with contextlib.suppress(Exception):
+                await client.delete(NODES, node)

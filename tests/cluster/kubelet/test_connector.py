@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import io
 import os
+import select
 import ssl
+import struct
+import termios
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -644,6 +648,45 @@ async def test_exec_on_a_terminal_with_resize(cluster: Cluster, http_ssl: ssl.SS
                         out += msg.data[1:]
     assert channels == {1, 3}  # a terminal has no separate stderr
     assert b"33 100\r\n" in out and b"got abc\r\n" in out, out
+
+
+def read_terminal(master: int, timeout: float) -> bytes:
+    """Everything a pseudo-terminal's other side writes until it hangs up (bounded by ``timeout``)."""
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last process holding the terminal is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_kubectl_exec_on_a_real_terminal(cluster: Cluster) -> None:
+    """``kubectl exec -it`` from a terminal: raw mode, the terminal's size sent on the resize channel."""
+    uid = await cluster.pod("tty2", "sh", namespace="exec")
+    cluster.node.container(uid, "sh")
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 41, 123, 0, 0))
+    proc = await asyncio.create_subprocess_exec(
+        "kubectl", "--kubeconfig", str(cluster.kubeconfig), "exec", "-it", "-n", "exec", "tty2", "--",
+        "sh", "-c", "sleep 0.5; stty size; tty >/dev/null && echo on-a-tty; exit 2",
+        stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    try:
+        out = await asyncio.wait_for(asyncio.to_thread(read_terminal, master, 15), 20)
+        assert await asyncio.wait_for(proc.wait(), 10) == 2
+    finally:
+        os.close(master)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert b"41 123" in out and b"on-a-tty" in out, out
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -1,8 +1,11 @@
-"""``pods/log`` and ``pods/exec`` through the API server: pure log selection, then real kubectl.
+"""``pods/log``, ``pods/exec`` and ``pods/portforward`` through the API server.
 
-The integration tests run an in-process API server whose connector reaches a fake node: its
-logs are CRI files the test writes, its exec runs real ``sh`` processes in a temporary
-directory, so kubectl's WebSocket (v5) and the Python client's (v4) are exercised end to end.
+Pure pieces first (CRI parsing, log selection, exec options and statuses, SPDY framing), then
+an in-process API server whose connector reaches a fake node: its logs are CRI files the test
+writes, its exec runs real processes in a temporary directory (a pseudo-terminal for TTYs), its
+pods' ports are servers the test starts on loopback addresses. The real kubectl drives it
+(WebSocket v5 for exec, SPDY tunnelled in a WebSocket for port-forward), and the official
+Python client (WebSocket v4).
 """
 
 from __future__ import annotations

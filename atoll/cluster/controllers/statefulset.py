@@ -14,8 +14,10 @@ The decisions follow kube's ``updateStatefulSet``, written as one pure function,
   pod is healthy. ``Parallel`` creates and deletes without waiting.
 * Failed (or, for ``restartPolicy: Always``, exited) pods are deleted and recreated.
 * ``RollingUpdate`` deletes the highest-ordinal pod not at the update revision (down to
-  ``partition``), one at a time, waiting for each replacement to be healthy; ``OnDelete``
-  only uses the update revision for pods someone else deleted.
+  ``partition``), one at a time, waiting for each replacement to be healthy — or, with
+  ``rollingUpdate.maxUnavailable`` (alpha in kube, honoured here), as many as keep at most
+  that many pods unavailable; ``OnDelete`` only uses the update revision for pods someone
+  else deleted.
 
 Revisions are ControllerRevisions (see :mod:`history`); ``currentRevision`` moves to
 ``updateRevision`` once every pod is updated and ready, which is what
@@ -73,11 +75,14 @@ class Member:
 
 
 def plan(members: dict[int, Member], *, start: int = 0, replicas: int, parallel: bool = False,
-         rolling: bool = True, partition: int = 0, update_revision: str = "") -> list[tuple[Action, int]]:
-    """What to do this round, in order, as kube's ``updateStatefulSet`` would (maxUnavailable 1).
+         rolling: bool = True, partition: int = 0, update_revision: str = "",
+         max_unavailable: int | None = None) -> list[tuple[Action, int]]:
+    """What to do this round, in order, as kube's ``updateStatefulSet`` would.
 
     ``members`` maps ordinals to existing pods. The function stops where kube blocks:
     in ``OrderedReady`` mode at the first pod that is missing, terminating or unhealthy.
+    Without ``max_unavailable`` a rolling update replaces one pod at a time; with it
+    (kube's ``MaxUnavailableStatefulSet``) up to that many pods may be down at once.
     """
     monotonic = not parallel
     wanted = range(start, start + replicas)
@@ -108,6 +113,18 @@ def plan(members: dict[int, Member], *, start: int = 0, replicas: int, parallel:
     if not rolling:
         return actions
     touched = {o for _, o in actions}
+    if max_unavailable is not None:
+        unavailable = sum(1 for o in wanted if o in touched or (m := members.get(o)) is None or not m.healthy
+                          or m.terminating)
+        budget = max(1, max_unavailable) - unavailable
+        for ordinal in reversed(wanted):
+            if budget <= 0 or ordinal - start < partition:
+                break
+            m = members.get(ordinal)
+            if m is not None and ordinal not in touched and m.revision != update_revision and not m.terminating:
+                actions.append(("delete-update", ordinal))
+                budget -= 1
+        return actions
     for ordinal in reversed(wanted):
         if ordinal - start < partition:
             break
@@ -120,6 +137,16 @@ def plan(members: dict[int, Member], *, start: int = 0, replicas: int, parallel:
         if not m.healthy or m.terminating:
             return actions
     return actions
+
+
+def scaled_down(value: Any, total: int) -> int:
+    """``intstr.GetScaledValueFromIntOrPercent(value, total, roundUp=false)``, at least 1."""
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            return max(1, int(value[:-1]) * total // 100)
+        except ValueError:
+            return 1
+    return max(1, int(value or 1))
 
 
 def uses_current_revision(index: int, *, rolling: bool, partition: int) -> bool:
@@ -258,8 +285,10 @@ class StatefulSetController(Controller):
         partition = int((strategy.get("rollingUpdate") or {}).get("partition") or 0)
         start = int((spec.get("ordinals") or {}).get("start") or 0)
         replicas = int(spec.get("replicas", 1))
+        limit = (strategy.get("rollingUpdate") or {}).get("maxUnavailable")
         actions = plan(members, start=start, replicas=replicas, parallel=spec.get("podManagementPolicy") == "Parallel",
-                       rolling=rolling, partition=partition, update_revision=update_rev["metadata"]["name"])
+                       rolling=rolling, partition=partition, update_revision=update_rev["metadata"]["name"],
+                       max_unavailable=None if limit is None else scaled_down(limit, replicas))
         for action, ordinal in actions:
             if action == "create":
                 use_current = uses_current_revision(ordinal - start, rolling=rolling, partition=partition)

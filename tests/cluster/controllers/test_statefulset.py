@@ -27,6 +27,7 @@ from atoll.cluster.controllers.statefulset import (
     StatefulSetController,
     ordinal_of,
     plan,
+    scaled_down,
     uses_current_revision,
 )
 from atoll.cluster.kubelet.simulated import NODES, NodeSpec, SimulatedNodes
@@ -69,12 +70,24 @@ GOING = Member(revision="new", phase="Running", healthy=True, terminating=True)
     ({0: OLD, 1: OLD, 2: OLD}, {"replicas": 3, "update_revision": "new", "partition": 2}, [("delete-update", 2)]),
     ({0: OLD, 1: OLD, 2: OLD}, {"replicas": 3, "update_revision": "new", "rolling": False}, []),
     ({0: OLD, 1: OLD, 2: PENDING}, {"replicas": 3, "update_revision": "new", "parallel": True}, []),
+    # maxUnavailable: several at once, counting pods already down.
+    ({0: OLD, 1: OLD, 2: OLD, 3: OLD}, {"replicas": 4, "max_unavailable": 2}, [("delete-update", 3), ("delete-update", 2)]),
+    ({0: OLD, 1: OLD, 2: OLD, 3: PENDING}, {"replicas": 4, "max_unavailable": 2, "parallel": True},
+     [("delete-update", 2)]),
+    ({0: OLD, 1: OLD, 2: OK, 3: PENDING}, {"replicas": 4, "max_unavailable": 1, "parallel": True}, []),
+    ({0: OLD, 1: OLD, 2: OLD, 3: OLD}, {"replicas": 4, "max_unavailable": 3, "partition": 2},
+     [("delete-update", 3), ("delete-update", 2)]),
     # ordinals.start shifts the names, not the rules.
     ({5: OK}, {"replicas": 2, "start": 5}, [("create", 6)]),
     ({4: OK, 5: OK}, {"replicas": 1, "start": 5}, [("delete-condemned", 4)]),
 ])
 def test_plan(members: dict[int, Member], kw: dict[str, Any], expected: list[tuple[str, int]]) -> None:
     assert plan(dict(members), **{"update_revision": "new", **kw}) == expected
+
+
+@pytest.mark.parametrize(("value", "total", "expected"), [(2, 10, 2), ("25%", 10, 2), ("1%", 10, 1), (0, 3, 1)])
+def test_max_unavailable_scaling(value: Any, total: int, expected: int) -> None:
+    assert scaled_down(value, total) == expected
 
 
 @pytest.mark.parametrize(("index", "rolling", "partition", "current"), [

@@ -18,9 +18,10 @@ import copy
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from atoll.api.errors import AlreadyExists, Conflict, NotFound
+from atoll.api.errors import AlreadyExists, APIError, Conflict, NotFound
 from atoll.api.selectors import LabelSelector
 from atoll.client import Client, Resource
 from atoll.cluster.controllers import rollout as ro
@@ -121,7 +122,7 @@ def _strategy(d: Obj) -> str:
 class DeploymentController(Controller):
     NAME: ClassVar[str] = "deployment-controller"
 
-    def __init__(self, client: Client, *, now: Any = None) -> None:
+    def __init__(self, client: Client, *, now: Callable[[], dt.datetime] | None = None) -> None:
         super().__init__()
         self.client = client
         self.now = now or _now
@@ -363,6 +364,9 @@ class DeploymentController(Controller):
         except (NotFound, Conflict):
             raise
         except Exception as exc:
+            if isinstance(exc, APIError) and any(c.get("reason") == "NamespaceTerminating"
+                                                 for c in exc.details.get("causes") or []):
+                raise  # every create fails from now on; nothing worth reporting
             msg = f'Failed to create new replica set "{name}": {exc}'
             if ro.has_progress_deadline(d):
                 ro.set_condition(d.setdefault("status", {}), ro.new_condition(

@@ -484,6 +484,10 @@ async def test_rolling_update_history_and_undo(apiserver: RunningServer) -> None
         assert second["metadata"]["annotations"][ro.CHANGE_CAUSE] == "image v2"
         history = await kubectl(apiserver, "-n", ns, "rollout", "history", "deployment/web")
         assert "image v2" in history and "1 " in history and "2 " in history
+        detail = await kubectl(apiserver, "-n", ns, "rollout", "history", "deployment/web", "--revision=2")
+        assert "with revision #2" in detail and "Image:\tv2" in detail
+        table = await kubectl(apiserver, "-n", ns, "get", "deployment", "web", "--no-headers")
+        assert table.split()[1:4] == ["4/4", "4", "4"]
 
         # kubectl's client-side undo to revision 1: the first ReplicaSet comes back as revision 3.
         out = await kubectl(apiserver, "-n", ns, "rollout", "undo", "deployment/web", "--to-revision=1")

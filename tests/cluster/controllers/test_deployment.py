@@ -507,6 +507,17 @@ async def test_rolling_update_history_and_undo(apiserver: RunningServer) -> None
         d = await client.get(DEPLOYMENTS, "web", ns)
         assert d["metadata"]["annotations"][ro.REVISION] == "3"
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "v1"
+        # A plain undo goes to the previous revision (2), which becomes revision 4.
+        await kubectl(apiserver, "-n", ns, "rollout", "undo", "deployment/web")
+        await kubectl(apiserver, "-n", ns, "rollout", "status", "deployment/web", "--timeout=30s")
+
+        async def back_to_v2() -> bool:
+            cur = await client.get(REPLICASETS, second["metadata"]["name"], ns)
+            ann = ro.annotations_of(cur)
+            return cur["spec"]["replicas"] == 4 and ann.get(ro.REVISION) == "4" and ann.get(ro.REVISION_HISTORY) == "2"
+
+        await eventually(back_to_v2)
+        assert (await client.get(DEPLOYMENTS, "web", ns))["metadata"]["annotations"][ro.CHANGE_CAUSE] == "image v2"
 
         # Events kube emits, visible in kubectl describe.
         described = await kubectl(apiserver, "-n", ns, "describe", "deployment", "web")

@@ -218,6 +218,18 @@ async def test_daemonset_follows_nodes_updates_and_reports_status(apiserver: Run
             images = {p["spec"]["containers"][0]["image"]
                       for p in (await client.list(PODS, ns, label_selector="app=agent"))["items"]}
             assert images == {"v2"}
+            history = await asyncio.to_thread(apiserver.kubectl, "rollout", "history", "daemonset/agent", "-n", ns)
+            assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] == ["1", "2"]
+            await asyncio.to_thread(apiserver.kubectl, "rollout", "undo", "daemonset/agent", "-n", ns)
+            await asyncio.to_thread(apiserver.kubectl, "rollout", "status", "daemonset/agent", "-n", ns,
+                                    "--timeout=40s", timeout=50)
+
+            async def images_are(wanted: set[str]) -> bool:
+                pods = (await client.list(PODS, ns, label_selector="app=agent"))["items"]
+                return {p["spec"]["containers"][0]["image"] for p in pods
+                        if not p["metadata"].get("deletionTimestamp")} == wanted
+
+            await eventually(lambda: images_are({"v1"}), timeout=20)
 
             # A failed daemon pod is replaced.
             victim = next(p for p in (await client.list(PODS, ns, label_selector="app=agent"))["items"]

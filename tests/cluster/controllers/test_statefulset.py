@@ -201,6 +201,18 @@ async def test_ordered_statefulset_identity_storage_rollout_and_scale(apiserver:
         assert images == {"db-0": "v2", "db-1": "v2", "db-2": "v2"}
         revisions = (await client.list(CONTROLLER_REVISIONS, ns))["items"]
         assert sorted(r["revision"] for r in revisions) == [1, 2]
+        history = await asyncio.to_thread(apiserver.kubectl, "rollout", "history", "statefulset/db", "-n", ns)
+        assert [line.split()[0] for line in history.stdout.splitlines()[2:] if line.strip()] == ["1", "2"]
+
+        # kubectl rollout undo re-applies revision 1; the controller reuses (renumbers) that revision.
+        await asyncio.to_thread(apiserver.kubectl, "rollout", "undo", "statefulset/db", "-n", ns)
+        out = await asyncio.to_thread(apiserver.kubectl, "rollout", "status", "statefulset/db", "-n", ns,
+                                      "--timeout=40s", timeout=50)
+        images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"]
+                  for p in (await client.list(PODS, ns))["items"]}
+        assert images == {"db-0": "v1", "db-1": "v1", "db-2": "v1"}
+        revisions = (await client.list(CONTROLLER_REVISIONS, ns))["items"]
+        assert sorted(r["revision"] for r in revisions) == [2, 3] and len(revisions) == 2
 
         # A failed pod is recreated under the same name.
         old_uid = (await client.get(PODS, "db-0", ns))["metadata"]["uid"]
@@ -227,6 +239,10 @@ async def test_ordered_statefulset_identity_storage_rollout_and_scale(apiserver:
 
         owners = await eventually(claims_collected, timeout=20)
         assert owners == {"data-db-0": []}
+        events = Resource("v1", "events", True, "Event")
+        reasons = {e["reason"] for e in (await client.list(events, ns))["items"]
+                   if e["involvedObject"].get("kind") == "StatefulSet"}
+        assert {"SuccessfulCreate", "SuccessfulDelete", "RecreatingFailedPod"} <= reasons
 
 
 async def test_parallel_statefulset_and_partitioned_update(apiserver: RunningServer) -> None:

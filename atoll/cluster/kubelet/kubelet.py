@@ -51,6 +51,7 @@ from atoll.cluster.kubelet.images.catalog import Image, ImageCatalog
 from atoll.cluster.kubelet.podstatus import (
     Backoff,
     go_duration,
+    is_restartable_init,
     keep_transition_times,
     pod_conditions,
     pod_phase,
@@ -278,6 +279,9 @@ class _PodWorker:
         if self.adopted_terminal:
             return False
         if self.final_phase is not None:
+            # Over (Succeeded/Failed): what still runs — sidecars — is stopped, nothing restarts.
+            await asyncio.gather(*(self._kill(c, f"Stopping container {c.name}") for c in self.containers.values()
+                                   if c.running))
             await self._write_status()
             return False
         if self.ip is None:
@@ -290,10 +294,21 @@ class _PodWorker:
         return False
 
     async def _sync_init(self) -> bool:
-        """Run init containers in order; True once all have succeeded."""
+        """Run init containers in order; True once all have succeeded.
+
+        A restartable init container (``restartPolicy: Always``, a sidecar) only has to
+        have *started* (its startup probe passed) for the next one to run; it keeps
+        running, and is restarted whenever it exits, for the pod's whole life.
+        """
         for c in self.all(init=True):
             if c.kill_reason and c.running:
                 await self._kill(c, c.kill_reason)
+            if is_restartable_init(c.spec):
+                if not c.running:
+                    await self._start(c)
+                if c.running and c.started:
+                    continue
+                return False
             if c.running:
                 return False
             if c.current is not None and c.current.exit_code == 0:
@@ -603,6 +618,7 @@ class _PodWorker:
             self.final_phase = status["phase"]
             for c in self.containers.values():
                 c.stop_tasks()
+            self.wake.set()  # the next sync stops what still runs (sidecars)
         if status == self.written:
             return
         md = self.pod["metadata"]

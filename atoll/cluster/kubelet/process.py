@@ -207,7 +207,11 @@ class ProcessRuntime:
             code = _exit_code(returncode)
             oom = inst.cgroup is not None and limits_mod.CgroupTree.oom_killed(inst.cgroup)
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
-            inst.state = replace(inst.state, finished_at=time.time(), exit_code=code, reason=reason)
+            message = ""
+            if code != 0 and self.limits.mode == "rlimit" and inst.config.limits.memory is not None:
+                message = (f"exit code {code}; the memory limit ({inst.config.limits.memory} bytes) is enforced as "
+                           "RLIMIT_AS here: allocations beyond it fail inside the process, which is not OOM-killed")
+            inst.state = replace(inst.state, finished_at=time.time(), exit_code=code, reason=reason, message=message)
         finally:
             for p in pumps:
                 p.cancel()

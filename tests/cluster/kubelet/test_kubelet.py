@@ -161,6 +161,10 @@ async def test_echo_pod_serves_on_its_ip_and_node_is_registered(apiserver: Runni
         proc = await k.exec(uid, "echo", ["sh", "-c", "echo $GREETING $POD_IP"])
         out, _ = await proc.communicate()
         assert out.decode().split() == ["hi-web", st["podIP"]]
+        tty = await k.exec(uid, "echo", ["sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"], tty=True)
+        assert tty.stdout is not None and tty.stderr is None
+        assert b"on-a-tty" in await asyncio.wait_for(tty.stdout.read(), 10)
+        assert await tty.wait() == 0
         async def reasons() -> bool:
             return {"Scheduled", "Pulled", "Created", "Started"} <= {e["reason"] for e in await c.events("web")}
 
@@ -181,6 +185,10 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
                        initContainers=[
                            {"name": "one", "image": "busybox", "command": ["sh", "-c", "echo 1 > step1"]},
                            {"name": "two", "image": "busybox", "command": ["sh", "-c", "cat step1 && echo 2 > step2"]}])
+        await c.create("sidecar", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 0.5"]}],
+                       restartPolicy="Never",
+                       initContainers=[{"name": "side", "image": "busybox", "restartPolicy": "Always",
+                                        "command": ["sleep", "600"]}])
         await c.create("init-fails", [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}],
                        restartPolicy="Never",
                        initContainers=[{"name": "one", "image": "busybox", "command": ["sh", "-c", "exit 4"]}])
@@ -226,6 +234,13 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
         for name in ("one", "two"):
             term = (await c.status("inits", name))["state"]["terminated"]
             assert term["exitCode"] == 0 and term["reason"] == "Completed"
+        # a sidecar runs beside the containers and is stopped once they are done
+        await eventually(lambda: phase("sidecar", "Succeeded"), 15)
+
+        async def sidecar_stopped() -> bool:
+            return "terminated" in ((await c.status("sidecar", "side")).get("state") or {})
+
+        await eventually(sidecar_stopped, 10)
         await eventually(lambda: phase("init-fails", "Failed"), 15)
         assert (await c.status("init-fails", "c"))["state"]["waiting"]["reason"] == "PodInitializing"
         assert await c.condition("init-fails", "Initialized") == "False"
@@ -284,7 +299,10 @@ async def test_graceful_deletion_sigterm_then_sigkill(apiserver: RunningServer, 
         watching = asyncio.create_task(informer.run(stop))
         try:
             out = tmp_path / "polite.out"
-            await c.create("polite", [{"name": "c", "image": "busybox", "command": ["sh", "-c", trap(out)]}],
+            hook = tmp_path / "prestop.out"
+            await c.create("polite", [{"name": "c", "image": "busybox", "command": ["sh", "-c", trap(out)],
+                                       "lifecycle": {"preStop": {"exec": {"command": [
+                                           "sh", "-c", f"echo $POD_NAME > {hook}"]}}}}],
                            terminationGracePeriodSeconds=10)
             await c.create("stubborn", [{"name": "c", "image": "busybox", "command": [
                 "sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"]}],
@@ -312,6 +330,7 @@ async def test_graceful_deletion_sigterm_then_sigkill(apiserver: RunningServer, 
             stop.set()
             await watching
         assert out.read_text().strip() == "got TERM"
+        assert hook.read_text().strip() == "polite", "the preStop hook ran in the container's context"
         assert polite_s < 5, "a container that exits on SIGTERM does not wait for its grace period"
         assert stubborn_s >= 0.9, "one ignoring SIGTERM is killed when its grace period ran out"
         # (The final status, terminated with 0 and 137, is written before the deletion is confirmed; Atoll's
@@ -360,6 +379,8 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
         mode = c.kubelets[0].runtime.enforcement
         assert st["phase"] == "Failed" and term["exitCode"] != 0
         assert term["reason"] == ("OOMKilled" if mode.startswith("cgroup") else "Error")
+        if mode.startswith("rlimit"):  # said as it is: no OOM kill, a failed allocation
+            assert "RLIMIT_AS" in term["message"] and "not OOM-killed" in term["message"]
         w2 = await eventually(lambda: waiting("cm", "CreateContainerConfigError"), 10)
         assert w2["message"] == 'configmap "missing" not found'
         await c.create("tree", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 600 & sleep 600"]}])

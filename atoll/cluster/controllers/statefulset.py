@@ -23,8 +23,9 @@ Revisions are ControllerRevisions (see :mod:`history`); ``currentRevision`` move
 ``updateRevision`` once every pod is updated and ready, which is what
 ``kubectl rollout status statefulset/x`` waits for.
 ``persistentVolumeClaimRetentionPolicy``: ``whenDeleted: Delete`` makes the set an owner
-of its claims (the garbage collector removes them with it); ``whenScaled: Delete`` makes
-a condemned pod the owner of its claims before the pod is deleted.
+of its claims (the garbage collector removes them with it, and a changed policy is applied
+to existing claims); ``whenScaled: Delete`` makes a condemned pod the owner of its claims
+before the pod is deleted.
 """
 
 from __future__ import annotations
@@ -242,6 +243,7 @@ class StatefulSetController(Controller):
         self.sets = self.watch(Informer(client, STATEFULSETS))
         self.pods = self.watch(Informer(client, PODS), key_for=self._owner_keys)
         self.revisions = self.watch(Informer(client, CONTROLLER_REVISIONS), key_for=self._owner_keys)
+        self.claims = self.watch(Informer(client, PVCS), key_for=lambda _claim: [])  # a cache, no triggers
 
     @staticmethod
     def _owner_keys(obj: Obj) -> list[str]:
@@ -300,6 +302,7 @@ class StatefulSetController(Controller):
         live = {current_rev["metadata"]["name"], update_rev["metadata"]["name"]}
         live |= {m.revision for m in members.values()}
         await self.history.truncate(sts, revisions, live=live)
+        await self._sync_claim_owners(sts, range(start, start + replicas))
         return Result(requeue_after=recheck)
 
     async def _create(self, sts: Obj, ordinal: int, revision: Obj) -> None:
@@ -335,6 +338,37 @@ class StatefulSetController(Controller):
             return
         await self.events.record(sts, "Normal", "SuccessfulDelete",
                                  f"delete Pod {pmd['name']} in StatefulSet {md['name']} successful")
+
+    async def _sync_claim_owners(self, sts: Obj, ordinals: range) -> None:
+        """Keep the claims of live ordinals owned by the set exactly when ``whenDeleted: Delete``.
+
+        A changed retention policy applies to existing claims, and a claim handed to a
+        condemned pod is taken back when the set scales up again before it is collected.
+        """
+        md = sts["metadata"]
+        owned_by_set = retention(sts)[0] == "Delete"
+        set_ref = {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": md["name"], "uid": md["uid"]}
+        for ordinal in ordinals:
+            for claim in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+                name = claim_name(claim, md["name"], ordinal)
+                pvc = self.claims.lister.get(f"{md.get('namespace')}/{name}")
+                if pvc is None or pvc["metadata"].get("deletionTimestamp"):
+                    continue
+                refs = pvc["metadata"].get("ownerReferences") or []
+                pod = self.pods.lister.get(f"{md.get('namespace')}/{md['name']}-{ordinal}")
+                pod_uid = (pod or {}).get("metadata", {}).get("uid")
+                wanted = [r for r in refs if r.get("uid") != md["uid"]
+                          and not (r.get("kind") == "Pod" and r.get("name") == f"{md['name']}-{ordinal}"
+                                   and r.get("uid") != pod_uid)]
+                if owned_by_set:
+                    wanted.append(set_ref)
+                if {(r.get("kind"), r.get("uid")) for r in wanted} != {(r.get("kind"), r.get("uid")) for r in refs}:
+                    try:
+                        await self.client.patch(PVCS, name, {"metadata": {
+                            "ownerReferences": wanted or None,
+                            "resourceVersion": pvc["metadata"].get("resourceVersion")}}, md.get("namespace"))
+                    except (NotFound, Conflict):
+                        continue
 
     async def _hand_claims_to(self, sts: Obj, pod: Obj) -> None:
         """``whenScaled: Delete``: the condemned pod owns its claims, so the garbage collector removes them."""

@@ -239,6 +239,15 @@ async def test_ordered_statefulset_identity_storage_rollout_and_scale(apiserver:
 
         owners = await eventually(claims_collected, timeout=20)
         assert owners == {"data-db-0": []}
+        # A changed retention policy applies to the claims that already exist.
+        await client.patch(STATEFULSETS, "db", {"spec": {"persistentVolumeClaimRetentionPolicy": {
+            "whenDeleted": "Delete"}}}, ns)
+
+        async def set_owns_claim() -> bool:
+            pvc = await client.get(PVCS, "data-db-0", ns)
+            return [r["kind"] for r in pvc["metadata"].get("ownerReferences") or []] == ["StatefulSet"]
+
+        await eventually(set_owns_claim, timeout=20)
         events = Resource("v1", "events", True, "Event")
         reasons = {e["reason"] for e in (await client.list(events, ns))["items"]
                    if e["involvedObject"].get("kind") == "StatefulSet"}

@@ -466,21 +466,67 @@ def error_status(err: APIError) -> Obj:
     return status
 
 
+class ExecChannels(Protocol):
+    """The numbered channels of one exec session, whatever carries them (WebSocket or SPDY streams)."""
+
+    async def send(self, channel: int, data: bytes) -> None: ...
+
+    async def end(self, channel: int) -> None:
+        """No more data on ``channel`` from us (SPDY half-closes its stream; WebSockets have no such signal)."""
+        ...
+
+    async def receive(self) -> tuple[int, bytes] | None:
+        """The client's next message as (channel, payload); ``(CLOSE, b"\\x00")`` when stdin ends; None when
+        the client has gone."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class WebSocketChannels:
+    """Channels as the first byte of binary WebSocket messages (``v4``/``v5.channel.k8s.io``)."""
+
+    def __init__(self, ws: web.WebSocketResponse, protocol: str) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self._lock = asyncio.Lock()
+
+    async def send(self, channel: int, data: bytes) -> None:
+        async with self._lock:
+            await self.ws.send_bytes(bytes((channel,)) + data)
+
+    async def end(self, channel: int) -> None:
+        return None
+
+    async def receive(self) -> tuple[int, bytes] | None:
+        while True:
+            msg = await self.ws.receive()
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return None
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            data: bytes = msg.data
+            if data[0] == CLOSE and self.protocol != PROTOCOL_V5:
+                continue  # only v5 knows the close signal
+            return data[0], data[1:]
+
+    async def close(self) -> None:
+        if not self.ws.closed:
+            await self.ws.close()
+
+
 class ExecSession:
-    """One exec over one WebSocket: pumps the process's output out, the client's stdin in.
+    """One exec: pumps the process's output out, the client's stdin in, over :class:`ExecChannels`.
 
     It ends when the command has exited and its output is drained (the exit ``Status`` goes
     out on channel 3, then a normal close — client-go reads the error channel to EOF), or
     when the client goes away (the command is killed: nobody can read its output anymore).
     """
 
-    def __init__(self, ws: web.WebSocketResponse, proc: asyncio.subprocess.Process, options: ExecOptions,
-                 protocol: str) -> None:
-        self.ws = ws
+    def __init__(self, channels: ExecChannels, proc: asyncio.subprocess.Process, options: ExecOptions) -> None:
+        self.channels = channels
         self.proc = proc
         self.options = options
-        self.protocol = protocol
-        self._send_lock = asyncio.Lock()
         self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue(STDIN_BACKLOG)
 
     async def run(self) -> int | None:
@@ -495,7 +541,7 @@ class ExecSession:
             done, _ = await asyncio.wait({finished, client}, return_when=asyncio.FIRST_COMPLETED)
             if finished in done:
                 client.cancel()
-                await asyncio.wait({client})  # no receive() may be pending while the socket closes
+                await asyncio.wait({client})  # no receive() may be pending while the connection closes
                 code: int | None = None
                 try:
                     returncode = finished.result()
@@ -504,8 +550,9 @@ class ExecSession:
                     logger.exception("exec of %s failed", self.options.command)
                     status = error_status(InternalError(f"error executing command in container: {exc}"))
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await self._send(ERROR, orjson.dumps(status))
-                    await self.ws.close()
+                    await self.channels.send(ERROR, orjson.dumps(status))
+                    await self.channels.end(ERROR)
+                    await self.channels.close()
                 return code
             logger.debug("exec client left before %s ended; killing it", self.options.command)
             return None
@@ -520,13 +567,8 @@ class ExecSession:
                     self.proc.kill()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.proc.wait(), 5)
-            if not self.ws.closed:
-                with contextlib.suppress(Exception):
-                    await self.ws.close()
-
-    async def _send(self, channel: int, data: bytes) -> None:
-        async with self._send_lock:
-            await self.ws.send_bytes(bytes((channel,)) + data)
+            with contextlib.suppress(Exception):
+                await self.channels.close()
 
     async def _pump(self, reader: asyncio.StreamReader, channel: int, forward: bool) -> None:
         """Copy one output stream to its channel until EOF (a terminal's EIO after exit is EOF too)."""
@@ -534,14 +576,17 @@ class ExecSession:
             try:
                 data = await reader.read(OUTPUT_CHUNK)
             except OSError:
-                return
+                break
             if not data:
-                return
-            if forward and not self.ws.closed:
+                break
+            if forward:
                 try:
-                    await self._send(channel, data)
+                    await self.channels.send(channel, data)
                 except (ConnectionError, RuntimeError):
                     forward = False  # keep draining so the command does not block on a full pipe
+        if forward:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.channels.end(channel)
 
     async def _outputs_then_exit(self) -> int:
         proc, opts = self.proc, self.options
@@ -556,20 +601,14 @@ class ExecSession:
         return await proc.wait()
 
     async def _read_client(self) -> None:
-        while True:
-            msg = await self.ws.receive()
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                return
-            if msg.type != WSMsgType.BINARY or not msg.data:
-                continue
-            data: bytes = msg.data
-            channel, payload = data[0], data[1:]
+        while (message := await self.channels.receive()) is not None:
+            channel, payload = message
             if channel == STDIN and self.options.stdin:
                 if payload:
                     await self._stdin.put(payload)
             elif channel == RESIZE and self.options.tty:
                 self._resize(payload)
-            elif channel == CLOSE and self.protocol == PROTOCOL_V5 and payload[:1] == bytes((STDIN,)):
+            elif channel == CLOSE and payload[:1] == bytes((STDIN,)):
                 await self._stdin.put(None)
 
     async def _write_stdin(self) -> None:
@@ -760,6 +799,108 @@ class SpdyCodec:
                 + payload)
 
 
+class Tunnel(Protocol):
+    """A byte pipe carrying one SPDY session: a WebSocket (kubectl 1.31+) or an upgraded HTTP connection."""
+
+    async def recv(self) -> bytes | None:
+        """The next bytes from the client; None once it has gone."""
+        ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class WebSocketTunnel:
+    """SPDY tunnelled in binary WebSocket messages (client-go's ``TunnelingConnection``)."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def recv(self) -> bytes | None:
+        while True:
+            msg = await self.ws.receive()
+            if msg.type == WSMsgType.BINARY:
+                return bytes(msg.data)
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return None
+
+    async def send(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def close(self) -> None:
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+class _RawReader:
+    """Takes the bytes aiohttp receives after a ``101 Switching Protocols`` (its parser interface)."""
+
+    HIGH_WATER = 64
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.paused = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        if self.queue.qsize() > self.HIGH_WATER and not self.paused:
+            self.paused = True
+            self.protocol.pause_reading()  # a client faster than the pod waits in TCP, not in memory
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(None)
+
+
+class UpgradedConnection:
+    """An HTTP connection upgraded to raw SPDY (``Upgrade: SPDY/3.1``), as kube-apiserver accepts it.
+
+    aiohttp keeps the connection and hands every later byte to a "payload parser"; the one set
+    here queues the bytes, and answers are written to the transport directly.
+    """
+
+    def __init__(self, request: web.Request, reader: _RawReader) -> None:
+        self.request = request
+        self.reader = reader
+
+    @classmethod
+    async def accept(cls, request: web.Request, headers: Mapping[str, str]) -> UpgradedConnection:
+        resp = web.StreamResponse(status=101, headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                                                       **headers})
+        resp.force_close()
+        writer = await resp.prepare(request)
+        if writer is not None:
+            await writer.drain()  # the 101 must be out before the first raw byte
+        protocol: Any = request.protocol
+        reader = _RawReader(protocol)
+        protocol.set_parser(reader)
+        protocol.keep_alive(False)
+        return cls(request, reader)
+
+    async def recv(self) -> bytes | None:
+        data = await self.reader.queue.get()
+        if self.reader.paused and self.reader.queue.qsize() < _RawReader.HIGH_WATER // 2:
+            self.reader.paused = False
+            self.reader.protocol.resume_reading()
+        return data
+
+    async def send(self, data: bytes) -> None:
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client has gone")
+        transport.write(data)
+        drain = getattr(self.request.protocol, "_drain_helper", None)  # waits while the transport is paused
+        if drain is not None:
+            await drain()
+
+    async def close(self) -> None:
+        transport = self.request.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+
 @dataclass
 class _ForwardPair:
     """The two streams kubectl opens per local connection: ``error`` and ``data``, one ``requestID``."""
@@ -783,8 +924,8 @@ class PortForwardSession:
     then a FIN, which is how the client knows the connection is over.
     """
 
-    def __init__(self, ws: web.WebSocketResponse, *, pod_name: str, pod_uid: str, pod_ip: str) -> None:
-        self.ws = ws
+    def __init__(self, tunnel: Tunnel, *, pod_name: str, pod_uid: str, pod_ip: str) -> None:
+        self.tunnel = tunnel
         self.pod_name, self.pod_uid, self.pod_ip = pod_name, pod_uid, pod_ip
         self.codec = SpdyCodec()
         self._send_lock = asyncio.Lock()
@@ -794,13 +935,8 @@ class PortForwardSession:
 
     async def run(self) -> None:
         try:
-            while True:
-                msg = await self.ws.receive()
-                if msg.type != WSMsgType.BINARY:
-                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                        return
-                    continue
-                for frame in self.codec.feed(msg.data):
+            while (data := await self.tunnel.recv()) is not None:
+                for frame in self.codec.feed(data):
                     if await self._dispatch(frame):
                         return
         except (ValueError, zlib.error) as exc:
@@ -812,13 +948,12 @@ class PortForwardSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if not self.ws.closed:
-                with contextlib.suppress(Exception):
-                    await self.ws.close()
+            with contextlib.suppress(Exception):
+                await self.tunnel.close()
 
     async def _send(self, frame: bytes) -> None:
         async with self._send_lock:
-            await self.ws.send_bytes(frame)
+            await self.tunnel.send(frame)
 
     async def _dispatch(self, frame: SpdyFrame) -> bool:
         """Act on one frame; True when the session is over (GOAWAY)."""
@@ -1111,7 +1246,7 @@ class KubeletConnector:
                     await ws.close()
                 return ws
             logger.debug("exec %s in %s/%s over %s", options.command, name, container, protocol)
-            await ExecSession(ws, proc, options, protocol).run()
+            await ExecSession(WebSocketChannels(ws, protocol), proc, options).run()
         finally:
             self.active["exec"] -= 1
         return ws
@@ -1135,7 +1270,7 @@ class KubeletConnector:
         await ws.prepare(request)
         self.active["portforward"] += 1
         try:
-            await PortForwardSession(ws, pod_name=name, pod_uid=str(pod["metadata"].get("uid") or ""),
+            await PortForwardSession(WebSocketTunnel(ws), pod_name=name, pod_uid=str(pod["metadata"].get("uid") or ""),
                                      pod_ip=pod_ip).run()
         finally:
             self.active["portforward"] -= 1

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.client import Client, Resource
 from atoll.cluster.controllers import rollout as ro
-from atoll.cluster.controllers.deployment import DEPLOYMENTS, DeploymentController
+from atoll.cluster.controllers.deployment import DEPLOYMENTS, DeploymentController, HashCollision
 from atoll.cluster.controllers.replicaset import PODS, REPLICASETS, ReplicaSetController
 from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes, Stages
 from atoll.cluster.scheduler.controller import SchedulerController
@@ -374,6 +376,217 @@ def test_same_status_ignores_zero_counts() -> None:
     assert ro.same_status({"replicas": 0, "conditions": []}, {})
     assert not ro.same_status({"replicas": 1}, {})
     assert not ro.same_status({"collisionCount": 0}, {})
+
+
+# -- the reconciler over a fake client and a fake clock -----------------------------------------
+
+
+class FakeClient:
+    """Just enough of :class:`Client` for one reconcile: an in-memory store that records writes."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], Obj] = {}
+        self.writes: list[tuple[str, str, str]] = []
+        self.rv = 100
+
+    def _bump(self, obj: Obj) -> Obj:
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        return copy.deepcopy(obj)
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None, **_: Any) -> Obj:
+        try:
+            return copy.deepcopy(self.objects[(res.plural, namespace or "", name)])
+        except KeyError:
+            raise NotFound(f'{res.plural} "{name}" not found') from None
+
+    async def create(self, res: Resource, obj: Obj, namespace: str | None = None, **_: Any) -> Obj:
+        obj = copy.deepcopy(obj)
+        md = obj["metadata"]
+        md.setdefault("name", f"{md.get('generateName', 'x')}{len(self.objects)}")
+        key = (res.plural, md.get("namespace") or namespace or "", md["name"])
+        if key in self.objects:
+            raise AlreadyExists(f'{res.plural} "{md["name"]}" already exists')
+        md.update(uid=f"uid-{md['name']}", creationTimestamp="2026-01-01T12:00:00Z", generation=1)
+        self.objects[key] = obj
+        self.writes.append(("create", res.plural, md["name"]))
+        return self._bump(obj)
+
+    async def replace(self, res: Resource, obj: Obj, namespace: str | None = None, *, subresource: str = "",
+                      **_: Any) -> Obj:
+        md = obj["metadata"]
+        key = (res.plural, md.get("namespace") or "", md["name"])
+        current = self.objects[key]
+        if current["metadata"].get("resourceVersion") != md.get("resourceVersion"):
+            raise Conflict("the object has been modified")
+        self.objects[key] = copy.deepcopy(obj)
+        self.writes.append(("replace" + (f"/{subresource}" if subresource else ""), res.plural, md["name"]))
+        return self._bump(self.objects[key])
+
+    async def replace_status(self, res: Resource, obj: Obj, namespace: str | None = None) -> Obj:
+        return await self.replace(res, obj, namespace, subresource="status")
+
+    async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, **_: Any) -> Obj:
+        key = (res.plural, namespace or "", name)
+        if key not in self.objects:
+            raise NotFound(f'{res.plural} "{name}" not found')
+        self.writes.append(("patch", res.plural, name))
+        return copy.deepcopy(self.objects[key])
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None, **_: Any) -> None:
+        self.objects.pop((res.plural, namespace or "", name), None)
+        self.writes.append(("delete", res.plural, name))
+
+    async def list_and_watch(self, res: Resource, namespace: str | None = None, *, stop: asyncio.Event | None = None,
+                             **_: Any) -> AsyncIterator[tuple[str, Obj]]:
+        """The initial list only; later writes stay in the store (the tests read them there)."""
+        yield "SYNC", {"items": [copy.deepcopy(o) for (p, _, _), o in self.objects.items() if p == res.plural]}
+        if stop is not None:
+            await stop.wait()
+
+    def events(self) -> list[str]:
+        return [o["message"] for (plural, _, _), o in self.objects.items() if plural == "events"]
+
+
+@contextlib.asynccontextmanager
+async def fake_controller(fake: FakeClient, *objects: Obj) -> AsyncIterator[DeploymentController]:
+    """A controller at a fixed time whose informers have synced ``objects`` (also in the fake store)."""
+    controller = DeploymentController(fake, now=lambda: NOW)  # type: ignore[arg-type]
+    for obj in objects:
+        obj["metadata"].setdefault("namespace", "ns")
+        obj["metadata"].setdefault("resourceVersion", "1")
+        plural = {"Deployment": "deployments", "ReplicaSet": "replicasets", "Pod": "pods"}[obj["kind"]]
+        fake.objects[(plural, "ns", obj["metadata"]["name"])] = copy.deepcopy(obj)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(informer.run(stop)) for informer in controller.informers]
+    try:
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(informer.synced.wait() for informer in controller.informers))
+        yield controller
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def owned_rs(name: str, replicas: int, *, image: str = "v1", status_replicas: int | None = None, **kw: Any) -> Obj:
+    x = rs(name, replicas, image=image, status_replicas=status_replicas, **kw)
+    x["kind"] = "ReplicaSet"
+    x["metadata"]["labels"] = {"app": "web", ro.HASH_LABEL: name}
+    x["metadata"]["ownerReferences"] = [{"kind": "Deployment", "name": "web", "uid": "d-uid", "controller": True}]
+    x["spec"]["selector"] = {"matchLabels": {"app": "web", ro.HASH_LABEL: name}}
+    return x
+
+
+def typed_dep(**kw: Any) -> Obj:
+    return {"kind": "Deployment", "apiVersion": "apps/v1", **dep(**kw)}
+
+
+async def test_reconcile_creates_the_first_replica_set() -> None:
+    fake = FakeClient()
+    d = typed_dep(replicas=4, surge=1, unavailable=1)
+    async with fake_controller(fake, d) as controller:
+        await controller.reconcile("ns/web")
+    name = f"web-{ro.template_hash(d['spec']['template'])}"
+    created = fake.objects[("replicasets", "ns", name)]
+    assert created["spec"]["replicas"] == 4
+    assert created["spec"]["selector"]["matchLabels"] == {"app": "web", ro.HASH_LABEL: name[4:]}
+    assert created["spec"]["template"]["metadata"]["labels"][ro.HASH_LABEL] == name[4:]
+    assert {k: v for k, v in created["metadata"]["annotations"].items()} == {
+        ro.REVISION: "1", ro.DESIRED_REPLICAS: "4", ro.MAX_REPLICAS: "5"}
+    assert created["metadata"]["ownerReferences"][0]["uid"] == "d-uid"
+    stored = fake.objects[("deployments", "ns", "web")]
+    assert stored["metadata"]["annotations"][ro.REVISION] == "1"
+    cond = ro.get_condition(stored["status"], ro.PROGRESSING)
+    assert cond is not None and (cond["reason"], cond["message"], cond["lastUpdateTime"]) == (
+        "NewReplicaSetCreated", f'Created new replica set "{name}"', "2026-01-01T12:00:00Z")
+    assert fake.events() == [f"Scaled up replica set {name} from 0 to 4"]
+
+
+@pytest.mark.parametrize(("old_status_replicas", "old_pod_phase", "creates"), [
+    (2, None, False),          # the old ReplicaSet still reports pods
+    (0, "Running", False),     # its pods are still there (being deleted)
+    (0, "Succeeded", True),    # only finished pods left: go
+    (0, None, True),           # all gone: create the new ReplicaSet at full size
+])
+async def test_recreate_waits_for_old_pods(old_status_replicas: int, old_pod_phase: str | None,
+                                           creates: bool) -> None:
+    fake = FakeClient()
+    d = typed_dep(replicas=3, strategy="Recreate", image="v2")
+    old = owned_rs("web-old", 0, status_replicas=old_status_replicas, revision=1)
+    objects = [d, old]
+    if old_pod_phase:
+        objects.append({"kind": "Pod", "metadata": {"name": "web-old-x", "labels": {"app": "web"},
+                                                     "ownerReferences": [{"kind": "ReplicaSet", "name": "web-old",
+                                                                          "uid": "web-old-uid", "controller": True}]},
+                        "status": {"phase": old_pod_phase}})
+    async with fake_controller(fake, *objects) as controller:
+        await controller.reconcile("ns/web")
+    new = [o for (plural, _, n), o in fake.objects.items() if plural == "replicasets" and n != "web-old"]
+    assert bool(new) is creates
+    if creates:
+        assert new[0]["spec"]["replicas"] == 3 and new[0]["metadata"]["annotations"][ro.REVISION] == "2"
+
+
+async def test_recreate_scales_old_down_first() -> None:
+    fake = FakeClient()
+    async with fake_controller(fake, typed_dep(replicas=3, strategy="Recreate", image="v2"),
+                               owned_rs("web-old", 3, revision=1)) as controller:
+        await controller.reconcile("ns/web")
+    assert fake.objects[("replicasets", "ns", "web-old")]["spec"]["replicas"] == 0
+    assert [w for w in fake.writes if w[0] == "create" and w[1] == "replicasets"] == []
+    assert fake.events() == ["Scaled down replica set web-old from 3 to 0"]
+
+
+async def test_paused_deployment_gets_no_new_replica_set_but_scales() -> None:
+    fake = FakeClient()
+    d = typed_dep(replicas=5, image="v2")
+    d["spec"]["paused"] = True
+    async with fake_controller(fake, d, owned_rs("web-old", 3, revision=1, desired=3)) as controller:
+        await controller.reconcile("ns/web")
+    assert [n for (p, _, n) in fake.objects if p == "replicasets"] == ["web-old"]
+    assert fake.objects[("replicasets", "ns", "web-old")]["spec"]["replicas"] == 5
+    stored = fake.objects[("deployments", "ns", "web")]
+    cond = ro.get_condition(stored["status"], ro.PROGRESSING)
+    assert cond is not None and (cond["status"], cond["reason"], cond["message"]) == (
+        "Unknown", "DeploymentPaused", "Deployment is paused")
+    assert fake.events() == ["Scaled up replica set web-old from 3 to 5"]
+
+
+async def test_hash_collision_bumps_collision_count() -> None:
+    fake = FakeClient()
+    d = typed_dep(replicas=1)
+    squatter = rs(f"web-{ro.template_hash(d['spec']['template'])}", 0, image="other")
+    squatter["kind"] = "ReplicaSet"
+    squatter["metadata"]["labels"] = {"app": "other"}
+    async with fake_controller(fake, d, squatter) as controller:
+        with pytest.raises(HashCollision):
+            await controller.reconcile("ns/web")
+    assert fake.objects[("deployments", "ns", "web")]["status"]["collisionCount"] == 1
+
+
+async def test_stuck_rollout_times_out_on_the_fake_clock() -> None:
+    fake = FakeClient()
+    status = {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1,
+              "availableReplicas": 1, "unavailableReplicas": 1,
+              "conditions": [progressing("ReplicaSetUpdated", updated="2026-01-01T11:49:59Z")]}
+    d = typed_dep(replicas=2, surge=1, unavailable=0, status=status)
+    new = owned_rs(f"web-{ro.template_hash(d['spec']['template'])}", 2, available=1, revision=1, desired=2,
+                   max_replicas=3)
+    d["metadata"]["annotations"] = {ro.REVISION: "1"}
+    async with fake_controller(fake, d, new) as controller:
+        result = await controller.reconcile("ns/web")
+    cond = ro.get_condition(fake.objects[("deployments", "ns", "web")]["status"], ro.PROGRESSING)
+    assert cond is not None and (cond["status"], cond["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert result.requeue_after is None
+    # One second earlier it was not stuck yet: a recheck is scheduled for when the deadline passes.
+    fake2 = FakeClient()
+    unavailable = ro.new_condition(ro.AVAILABLE, "False", ro.MIN_UNAVAILABLE,
+                                   "Deployment does not have minimum availability.", NOW)
+    d["status"]["conditions"] = [unavailable, progressing("ReplicaSetUpdated", updated="2026-01-01T11:50:30Z")]
+    async with fake_controller(fake2, d, copy.deepcopy(new)) as controller:
+        result = await controller.reconcile("ns/web")
+    assert [w for w in fake2.writes if w[1] == "deployments"] == []
+    assert result.requeue_after == pytest.approx(31.0)
 
 
 # -- integration: whole rollouts over the real API server ---------------------------------------

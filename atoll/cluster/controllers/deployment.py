@@ -7,9 +7,11 @@ annotations so ``kubectl rollout history/undo`` work, shares replicas proportion
 when scaled mid-rollout, keeps ``revisionHistoryLimit`` old ReplicaSets, and reports
 status with the Available and Progressing conditions ``kubectl rollout status`` reads.
 
-Every write uses the cached object's resourceVersion: a decision taken on a stale
-cache fails with Conflict and is retried on fresh data rather than applied twice.
-The replica arithmetic lives in :mod:`.rollout`.
+Every write carries the resourceVersion it was decided on: a decision taken on a stale
+cache fails with Conflict and is retried on fresh data rather than applied twice. The
+controller reads its own writes (:class:`OwnWrites`) until the informers catch up, so
+those conflicts are the real races, not its own echo. The replica arithmetic lives in
+:mod:`.rollout`.
 """
 
 from __future__ import annotations
@@ -120,6 +122,13 @@ def _strategy(d: Obj) -> str:
 
 
 class DeploymentController(Controller):
+    """``DeploymentController(client).run(stop)``, next to a ReplicaSetController on the same client.
+
+    It watches Deployments, ReplicaSets (mapped to their owner, or to the Deployments
+    that may adopt them) and pods (only their departure matters, for Recreate). ``now``
+    is the clock for condition times and progress deadlines (tests pass a fixed one).
+    """
+
     NAME: ClassVar[str] = "deployment-controller"
 
     def __init__(self, client: Client, *, now: Callable[[], dt.datetime] | None = None) -> None:

@@ -39,6 +39,7 @@ and it ignores a cached Job older than its own last status write.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import logging
@@ -64,6 +65,7 @@ INDEX_ENV = "JOB_COMPLETION_INDEX"
 DEFAULT_BACKOFF = 10.0
 MAX_BACKOFF = 360.0
 MAX_PODS_PER_SYNC = 500
+PARALLEL_REQUESTS = 16
 EXPECTATION_TIMEOUT = 300.0
 """Give up waiting for the cache to show our own writes after this long (kube: 5 min)."""
 
@@ -596,10 +598,22 @@ class JobController(Controller):
         if indexed and completions is not None:
             running = {ix for p in active_pods if (ix := index_of(p)) is not None}
             indexes = list(pending_indexes(completions, succeeded=succeeded_ix, active=running, count=diff))
-        for ix in indexes:
-            if await self._create_pod(job, ix, expect):
-                active += 1
+        active += await self._create_pods(job, indexes, expect)
         return active, ready, terminating, None
+
+    async def _create_pods(self, job: Obj, indexes: list[int | None], expect: Expectations) -> int:
+        """Create in slow-start batches (1, 2, 4, ...), as kube does: a quota or admission error
+        that rejects every pod stops after a few attempts instead of hundreds."""
+        created, batch, pending = 0, 1, list(indexes)
+        while pending:
+            now, pending = pending[:batch], pending[batch:]
+            results = await asyncio.gather(*(self._create_pod(job, ix, expect) for ix in now), return_exceptions=True)
+            created += sum(1 for r in results if r is True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if errors:
+                raise errors[0]
+            batch = min(batch * 2, 2 * PARALLEL_REQUESTS)
+        return created
 
     async def _create_pod(self, job: Obj, ix: int | None, expect: Expectations) -> bool:
         md = job["metadata"]
@@ -654,20 +668,25 @@ class JobController(Controller):
     async def _remove_finalizers(self, pods: list[Obj], *, expect: Expectations | None = None) -> set[str]:
         """UIDs whose finalizer is gone (removed now, or the pod is gone)."""
         done: set[str] = set()
-        failure: Exception | None = None
-        for p in pods:
-            try:
-                await self._remove_finalizer(p)
-            except NotFound:
-                pass
-            except Exception as exc:
-                failure = exc
-                continue
+        failures: list[Exception] = []
+        gate = asyncio.Semaphore(PARALLEL_REQUESTS)
+
+        async def one(p: Obj) -> None:
+            async with gate:
+                try:
+                    await self._remove_finalizer(p)
+                except NotFound:
+                    pass
+                except Exception as exc:
+                    failures.append(exc)
+                    return
             done.add(p["metadata"]["uid"])
             if expect is not None:
                 expect.finalizers.add(p["metadata"]["uid"])
-        if failure is not None and not done:
-            raise failure
+
+        await asyncio.gather(*(one(p) for p in pods))
+        if failures and not done:
+            raise failures[0]
         return done
 
     async def _flush(self, job: Obj, previous: Obj) -> Obj:

@@ -246,6 +246,8 @@ async def test_job_runs_to_completion_and_counts_survive_pod_deletion(apiserver:
                 await sampler
         assert "condition met" in out.stdout
         assert peak <= 2  # parallelism
+        table = await asyncio.to_thread(apiserver.kubectl, "get", "job/work", "-n", ns)
+        assert "Complete" in table.stdout and "4/4" in table.stdout
         got = await client.get(JOBS, "work", ns)
         st = got["status"]
         assert st["succeeded"] == 4 and st["failed"] == 0 and st["active"] == 0

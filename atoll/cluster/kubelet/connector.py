@@ -21,15 +21,18 @@ part itself:
   WebSocket (``SPDY/3.1+portforward.k8s.io``, what kubectl 1.31+ tries first) and connects to
   the pod's IP (pods have their own loopback addresses).
 
-Plain SPDY upgrades (kubectl's fallback when the WebSocket upgrade fails, and older clients) are
-refused with a 400 ``Status`` saying so; ``pods/attach`` is refused too (no PodAccess operation
-backs it). The pure pieces (CRI parsing, line joining, tail/since/limit selection, the exec exit
-``Status``, SPDY framing) are module functions and small classes, testable without a server.
+Both also answer a plain ``Upgrade: SPDY/3.1`` (kubectl's fallback when the WebSocket upgrade
+fails, kubectl before 1.30, client-go's SPDY executor): exec as ``v4.channel.k8s.io`` with one
+SPDY stream per channel, port forwarding as ``portforward.k8s.io``. ``pods/attach`` is refused
+with a 400 (no PodAccess operation backs it). The pure pieces (CRI parsing, line joining,
+tail/since/limit selection, the exec exit ``Status``, SPDY framing) are module functions and
+small classes, testable without a server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import fcntl
@@ -652,7 +655,8 @@ class ExecSession:
 
 
 # -- port forwarding: SPDY/3.1 tunnelled in a WebSocket ------------------------------------
-PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+PORTFORWARD_V1 = "portforward.k8s.io"
+PORTFORWARD_PROTOCOL = "SPDY/3.1+" + PORTFORWARD_V1
 """kubectl 1.31+ tunnels the SPDY session it used to open with an HTTP upgrade inside a WebSocket."""
 SPDY_VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
@@ -861,8 +865,10 @@ class UpgradedConnection:
     here queues the bytes, and answers are written to the transport directly.
     """
 
-    def __init__(self, request: web.Request, reader: _RawReader) -> None:
+    def __init__(self, request: web.Request, response: web.StreamResponse, reader: _RawReader) -> None:
         self.request = request
+        self.response = response
+        """The prepared 101: what the handler returns (aiohttp finishes it, writing nothing more)."""
         self.reader = reader
 
     @classmethod
@@ -877,7 +883,7 @@ class UpgradedConnection:
         reader = _RawReader(protocol)
         protocol.set_parser(reader)
         protocol.keep_alive(False)
-        return cls(request, reader)
+        return cls(request, resp, reader)
 
     async def recv(self) -> bytes | None:
         data = await self.reader.queue.get()
@@ -899,6 +905,112 @@ class UpgradedConnection:
         transport = self.request.transport
         if transport is not None and not transport.is_closing():
             transport.close()
+
+
+SPDY_EXEC_PROTOCOL = "v4.channel.k8s.io"
+"""The remote-command version served over plain SPDY (``X-Stream-Protocol-Version``): exit codes need v4."""
+STREAM_CREATION_TIMEOUT = 30.0
+"""How long the client may take to open the streams its options call for (the kubelet's default)."""
+_STREAM_CHANNELS = {"stdin": STDIN, "stdout": STDOUT, "stderr": STDERR, "error": ERROR, "resize": RESIZE}
+
+
+class SpdyChannels:
+    """Exec channels as SPDY streams, one per ``streamType`` (client-go's SPDY executor, older kubectl).
+
+    The client opens the streams (error first, then stdin/stdout/stderr/resize as asked), each
+    answered with a SYN_REPLY; our end of data on a stream is a FIN, stdin's end is the client's
+    FIN, and resize messages are newline-separated JSON on their own stream.
+    """
+
+    def __init__(self, tunnel: Tunnel) -> None:
+        self.tunnel = tunnel
+        self.codec = SpdyCodec()
+        self._stream_of: dict[int, int] = {}
+        self._channel_of: dict[int, int] = {}
+        self._ended: set[int] = set()
+        self._pending: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._resize = b""
+        self._gone = False
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def expected(options: ExecOptions) -> set[int]:
+        """The streams the client opens for these options (the kubelet waits for exactly these)."""
+        wanted = {ERROR}
+        for flag, channel in ((options.stdin, STDIN), (options.stdout, STDOUT), (options.stderr, STDERR),
+                              (options.tty, RESIZE)):
+            if flag:
+                wanted.add(channel)
+        return wanted
+
+    async def accept_streams(self, expected: set[int], *, timeout: float = STREAM_CREATION_TIMEOUT) -> None:
+        """Read until the client has opened every expected stream; ``TimeoutError`` or ``ConnectionError``."""
+        async with asyncio.timeout(timeout):
+            while not expected <= set(self._stream_of):
+                if not await self._read_more():
+                    raise ConnectionResetError("the client left before opening its streams")
+
+    async def _read_more(self) -> bool:
+        data = await self.tunnel.recv()
+        if data is None:
+            self._gone = True
+            return False
+        for frame in self.codec.feed(data):
+            await self._handle(frame)
+        return not self._gone
+
+    async def _handle(self, frame: SpdyFrame) -> None:
+        if frame.kind == SYN_STREAM:
+            await self._write(self.codec.syn_reply(frame.stream_id))
+            channel = _STREAM_CHANNELS.get((frame.headers or {}).get("streamtype", ""))
+            if channel is None:
+                await self._write(self.codec.rst_stream(frame.stream_id, 1))
+                return
+            self._stream_of[channel] = frame.stream_id
+            self._channel_of[frame.stream_id] = channel
+            if frame.fin and channel == STDIN:
+                self._pending.append((CLOSE, bytes((STDIN,))))
+        elif frame.kind == DATA:
+            channel = self._channel_of.get(frame.stream_id)
+            if channel == STDIN:
+                if frame.data:
+                    self._pending.append((STDIN, frame.data))
+                if frame.fin:
+                    self._pending.append((CLOSE, bytes((STDIN,))))
+            elif channel == RESIZE and frame.data:
+                self._resize += frame.data
+                *lines, self._resize = self._resize.split(b"\n")
+                self._pending.extend((RESIZE, line) for line in lines if line.strip())
+        elif frame.kind == RST_STREAM and self._channel_of.get(frame.stream_id) == STDIN:
+            self._pending.append((CLOSE, bytes((STDIN,))))
+        elif frame.kind == PING:
+            await self._write(self.codec.ping(frame.value))
+        elif frame.kind == GOAWAY:
+            self._gone = True
+
+    async def _write(self, data: bytes) -> None:
+        async with self._lock:
+            await self.tunnel.send(data)
+
+    async def send(self, channel: int, data: bytes) -> None:
+        stream = self._stream_of.get(channel)
+        if stream is not None and stream not in self._ended:
+            await self._write(self.codec.data(stream, data))
+
+    async def end(self, channel: int) -> None:
+        stream = self._stream_of.get(channel)
+        if stream is not None and stream not in self._ended:
+            self._ended.add(stream)
+            await self._write(self.codec.data(stream, b"", fin=True))
+
+    async def receive(self) -> tuple[int, bytes] | None:
+        while not self._pending:
+            if self._gone or not await self._read_more():
+                return None
+        return self._pending.popleft()
+
+    async def close(self) -> None:
+        await self.tunnel.close()
 
 
 @dataclass
@@ -1216,10 +1328,9 @@ class KubeletConnector:
         if not access.is_running(uid, container):
             raise BadRequest(f'container "{container}" in pod "{name}" is not running')
         headers = request.headers
+        if headers.get("Upgrade", "").lower().startswith("spdy/"):
+            return await self._exec_over_spdy(request, pod, access, options)
         if headers.get("Upgrade", "").lower() != "websocket":
-            if "spdy" in headers.get("Upgrade", "").lower():
-                raise BadRequest("exec over SPDY is not supported by this server: use a WebSocket client "
-                                 f"({PROTOCOL_V5} or {PROTOCOL_V4}; kubectl 1.30 and later do)")
             raise BadRequest("Upgrade request required")
         protocol = negotiate_protocol(headers.get("Sec-WebSocket-Protocol"))
         if protocol is None:
@@ -1233,23 +1344,51 @@ class KubeletConnector:
         await ws.prepare(request)
         self.active["exec"] += 1
         try:
-            try:
-                proc = await access.exec(uid, container, list(options.command), tty=options.tty)
-            except (APIError, OSError) as exc:
-                # As with a CRI runtime: the stream is open, so a command that cannot start is reported
-                # on the error channel (kubectl prints it and exits 1).
-                reason = exc.message if isinstance(exc, APIError) else (exc.strerror or str(exc))
-                status = error_status(InternalError(
-                    f"Internal error occurred: error executing command in container: {reason}"))
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_bytes(bytes((ERROR,)) + orjson.dumps(status))
-                    await ws.close()
-                return ws
-            logger.debug("exec %s in %s/%s over %s", options.command, name, container, protocol)
-            await ExecSession(WebSocketChannels(ws, protocol), proc, options).run()
+            await self._run_exec(WebSocketChannels(ws, protocol), access, uid, options)
         finally:
             self.active["exec"] -= 1
         return ws
+
+    async def _exec_over_spdy(self, request: web.Request, pod: Obj, access: PodAccess,
+                              options: ExecOptions) -> web.StreamResponse:
+        """The pre-WebSocket transport: ``Upgrade: SPDY/3.1`` with ``X-Stream-Protocol-Version``."""
+        offered = [v.strip() for h in request.headers.getall("X-Stream-Protocol-Version", [])
+                   for v in h.split(",")]
+        if SPDY_EXEC_PROTOCOL not in offered:
+            raise BadRequest(f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+                             f"server supports [{SPDY_EXEC_PROTOCOL}]")
+        uid = str(pod["metadata"].get("uid") or "")
+        conn = await UpgradedConnection.accept(request, {"X-Stream-Protocol-Version": SPDY_EXEC_PROTOCOL})
+        channels = SpdyChannels(conn)
+        self.active["exec"] += 1
+        try:
+            try:
+                await channels.accept_streams(SpdyChannels.expected(options))
+            except (TimeoutError, ConnectionError):
+                logger.info("exec client for %s did not open its streams", pod["metadata"]["name"])
+                await channels.close()
+                return conn.response
+            await self._run_exec(channels, access, uid, options)
+        finally:
+            self.active["exec"] -= 1
+        return conn.response
+
+    async def _run_exec(self, channels: ExecChannels, access: PodAccess, uid: str, options: ExecOptions) -> None:
+        try:
+            proc = await access.exec(uid, options.container, list(options.command), tty=options.tty)
+        except (APIError, OSError) as exc:
+            # As with a CRI runtime: the stream is open, so a command that cannot start is reported
+            # on the error channel (kubectl prints it and exits 1).
+            reason = exc.message if isinstance(exc, APIError) else (exc.strerror or str(exc))
+            status = error_status(InternalError(
+                f"Internal error occurred: error executing command in container: {reason}"))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await channels.send(ERROR, orjson.dumps(status))
+                await channels.end(ERROR)
+                await channels.close()
+            return
+        logger.debug("exec %s in %s", options.command, options.container)
+        await ExecSession(channels, proc, options).run()
 
     # -- port forwarding ----------------------------------------------------------------
     async def portforward(self, request: web.Request, pod: Obj) -> web.StreamResponse:
@@ -1260,18 +1399,32 @@ class KubeletConnector:
         if not pod_ip:
             raise BadRequest(f"pod {name} has no IP address yet")
         headers = request.headers
-        offered = [p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        if headers.get("Upgrade", "").lower() != "websocket" or PORTFORWARD_PROTOCOL not in offered:
-            raise BadRequest("port forwarding over a plain SPDY upgrade is not supported by this server: use "
-                             f"a WebSocket with sub-protocol {PORTFORWARD_PROTOCOL} (kubectl 1.31 and later do)")
-        ws = web.WebSocketResponse(protocols=(PORTFORWARD_PROTOCOL,), autoping=True, compress=False)
-        if not ws.can_prepare(request).ok:
-            raise BadRequest("malformed WebSocket upgrade request")
-        await ws.prepare(request)
+        upgrade = headers.get("Upgrade", "").lower()
+        uid = str(pod["metadata"].get("uid") or "")
+        tunnel: Tunnel
+        if upgrade.startswith("spdy/"):
+            offered = [v.strip() for h in headers.getall("X-Stream-Protocol-Version", []) for v in h.split(",")]
+            if PORTFORWARD_V1 not in offered:
+                raise BadRequest(f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+                                 f"server supports [{PORTFORWARD_V1}]")
+            conn = await UpgradedConnection.accept(request, {"X-Stream-Protocol-Version": PORTFORWARD_V1})
+            response: web.StreamResponse = conn.response
+            tunnel = conn
+        elif upgrade == "websocket":
+            offered = [p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",")]
+            if PORTFORWARD_PROTOCOL not in offered:
+                raise BadRequest(f"requested protocol(s) are not supported: {offered}; supports "
+                                 f"[{PORTFORWARD_PROTOCOL}]")
+            ws = web.WebSocketResponse(protocols=(PORTFORWARD_PROTOCOL,), autoping=True, compress=False)
+            if not ws.can_prepare(request).ok:
+                raise BadRequest("malformed WebSocket upgrade request")
+            await ws.prepare(request)
+            response, tunnel = ws, WebSocketTunnel(ws)
+        else:
+            raise BadRequest("Upgrade request required")
         self.active["portforward"] += 1
         try:
-            await PortForwardSession(WebSocketTunnel(ws), pod_name=name, pod_uid=str(pod["metadata"].get("uid") or ""),
-                                     pod_ip=pod_ip).run()
+            await PortForwardSession(tunnel, pod_name=name, pod_uid=uid, pod_ip=pod_ip).run()
         finally:
             self.active["portforward"] -= 1
-        return ws
+        return response

@@ -339,6 +339,17 @@ class FakeNode:
         return proc
 
 
+TRANSPORTS = ["websocket", "spdy"]
+
+
+def kubectl_env(transport: str) -> dict[str, str]:
+    """kubectl's environment; ``spdy`` turns off its WebSocket transports (what kubectl < 1.30 speaks)."""
+    if transport == "spdy":
+        return {**os.environ, "KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false",
+                "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+    return dict(os.environ)
+
+
 @dataclass
 class Cluster:
     server: APIServer
@@ -346,10 +357,11 @@ class Cluster:
     node: FakeNode
     kubeconfig: Path
 
-    async def kubectl(self, *args: str, input: bytes | None = None, timeout: float = 30) -> tuple[int, str, str]:
+    async def kubectl(self, *args: str, input: bytes | None = None, timeout: float = 30,
+                      transport: str = "websocket") -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             "kubectl", "--kubeconfig", str(self.kubeconfig), *args, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=kubectl_env(transport))
         out, err = await asyncio.wait_for(proc.communicate(input), timeout)
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
@@ -534,24 +546,33 @@ async def test_log_reader_going_away_ends_the_follow(cluster: Cluster, http_ssl:
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_kubectl_exec_separates_streams_and_returns_the_exit_code(cluster: Cluster) -> None:
-    uid = await cluster.pod("shell", "sh", namespace="exec")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_kubectl_exec_separates_streams_and_returns_the_exit_code(cluster: Cluster, transport: str) -> None:
+    uid = await cluster.pod(f"shell-{transport}", "sh", namespace="exec")
     cluster.node.container(uid, "sh")
-    rc, out, err = await cluster.kubectl("exec", "-n", "exec", "shell", "--",
-                                         "sh", "-c", "echo out; echo err >&2; echo $POD_IP; exit 3")
+    rc, out, err = await cluster.kubectl("exec", "-n", "exec", f"shell-{transport}", "--",
+                                         "sh", "-c", "echo out; echo err >&2; echo $POD_IP; exit 3",
+                                         transport=transport)
     assert (rc, out, err) == (3, "out\n127.16.0.7\n", "err\ncommand terminated with exit code 3\n")
-    rc, out, err = await cluster.kubectl("exec", "-n", "exec", "shell", "--", "sh", "-c", "pwd")
+    rc, out, err = await cluster.kubectl("exec", "-n", "exec", f"shell-{transport}", "--", "sh", "-c", "pwd",
+                                         transport=transport)
     assert (rc, out.strip()) == (0, str(cluster.node.root)), err
+    rc, out, err = await cluster.kubectl("exec", "-n", "exec", f"shell-{transport}", "--", "no-such-command",
+                                         transport=transport)
+    assert rc == 1 and "error executing command in container: No such file or directory" in err, err
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_kubectl_exec_with_stdin(cluster: Cluster) -> None:
-    uid = await cluster.pod("cat", "sh", namespace="exec")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_kubectl_exec_with_stdin(cluster: Cluster, transport: str) -> None:
+    uid = await cluster.pod(f"cat-{transport}", "sh", namespace="exec")
     cluster.node.container(uid, "sh")
     data = b"".join(b"line %d\n" % i for i in range(20000))  # larger than one message and one pipe buffer
-    rc, out, err = await cluster.kubectl("exec", "-i", "-n", "exec", "cat", "--", "wc", "-l", input=data)
+    rc, out, err = await cluster.kubectl("exec", "-i", "-n", "exec", f"cat-{transport}", "--", "wc", "-l",
+                                         input=data, transport=transport)
     assert (rc, out.strip()) == (0, "20000"), err
-    rc, out, err = await cluster.kubectl("exec", "-i", "-n", "exec", "cat", "--", "cat", input=data)
+    rc, out, err = await cluster.kubectl("exec", "-i", "-n", "exec", f"cat-{transport}", "--", "cat", input=data,
+                                         transport=transport)
     assert (rc, out.encode() == data) == (0, True), err
 
 
@@ -627,8 +648,11 @@ async def test_websocket_v4_and_v5_channels(cluster: Cluster, http_ssl: ssl.SSLC
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
             await s.ws_connect(path, params=query, protocols=("channel.k8s.io",))
         assert info.value.status == 400
-        async with s.post(path, params=query, headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade"}) as r:
-            assert r.status == 400 and "SPDY is not supported" in (await r.json())["message"]
+        async with s.post(path, params=query, headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade",
+                                                       "X-Stream-Protocol-Version": "v3.channel.k8s.io"}) as r:
+            assert r.status == 400 and "unable to negotiate protocol" in (await r.json())["message"]
+        async with s.get(path, params=query) as r:
+            assert r.status == 400 and (await r.json())["message"] == "Upgrade request required"
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -735,11 +759,13 @@ def test_spdy_dictionary_is_the_drafts() -> None:
 
 
 @contextlib.asynccontextmanager
-async def port_forward(cluster: Cluster, pod: str, port: int) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+async def port_forward(cluster: Cluster, pod: str, port: int, transport: str = "websocket"
+                       ) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
     """``kubectl port-forward`` to ``port`` on a free local port; yields that port and the process."""
     proc = await asyncio.create_subprocess_exec(
         "kubectl", "--kubeconfig", str(cluster.kubeconfig), "port-forward", "-n", "exec", f"pod/{pod}",
-        "--address=127.0.0.1", f":{port}", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--address=127.0.0.1", f":{port}", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=kubectl_env(transport))
     assert proc.stdout is not None
     try:
         line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
@@ -752,18 +778,19 @@ async def port_forward(cluster: Cluster, pod: str, port: int) -> AsyncIterator[t
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_kubectl_port_forward(cluster: Cluster) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_kubectl_port_forward(cluster: Cluster, transport: str) -> None:
     async def shout(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
             writer.write(data.upper())
             await writer.drain()
         writer.close()
 
-    pod_ip = "127.16.5.5"
+    pod_ip = "127.16.5.5" if transport == "websocket" else "127.16.5.6"
     server = await asyncio.start_server(shout, pod_ip, 0)
     port = server.sockets[0].getsockname()[1]
-    await cluster.pod("web", "sh", namespace="exec")
-    await cluster.client.patch_status(PODS, "web", {"status": {"podIP": pod_ip, "podIPs": [{"ip": pod_ip}]}},
+    await cluster.pod(f"web-{transport}", "sh", namespace="exec")
+    await cluster.client.patch_status(PODS, f"web-{transport}", {"status": {"podIP": pod_ip, "podIPs": [{"ip": pod_ip}]}},
                                       "exec")
 
     async def roundtrip(local: int, payload: bytes) -> bytes:
@@ -775,7 +802,7 @@ async def test_kubectl_port_forward(cluster: Cluster) -> None:
         return got
 
     try:
-        async with port_forward(cluster, "web", port) as (local, _):
+        async with port_forward(cluster, f"web-{transport}", port, transport) as (local, _):
             big = os.urandom(200_000).hex().encode()  # many SPDY frames each way
             results = await asyncio.wait_for(
                 asyncio.gather(roundtrip(local, b"hello"), roundtrip(local, big), roundtrip(local, b"x")), 15)
@@ -784,12 +811,12 @@ async def test_kubectl_port_forward(cluster: Cluster) -> None:
         server.close()
         await server.wait_closed()
         # Nothing listens any more: kubectl reports the pod's refusal, as it does for kubelet's, and stops.
-        async with port_forward(cluster, "web", port) as (local, proc):
+        async with port_forward(cluster, f"web-{transport}", port, transport) as (local, proc):
             assert await asyncio.wait_for(roundtrip(local, b"anyone?"), 10) == b""
             await asyncio.wait_for(proc.wait(), 10)
             assert proc.stderr is not None
             err = (await proc.stderr.read()).decode()
-            assert f"error forwarding port {port} to pod web" in err and "refused" in err, err
+            assert f"error forwarding port {port} to pod web-{transport}" in err and "refused" in err, err
     finally:
         server.close()
 

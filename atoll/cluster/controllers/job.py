@@ -472,7 +472,7 @@ class JobController(Controller):
                 requeue = -over
 
         active = len(active_pods)
-        if finishing is not None and finishing["type"] == "FailureTarget":
+        if finishing is not None:  # finishing either way: no new pods, lingering ones go (and are counted)
             deleted = await self._delete_pods(job, active_pods, keep_finalizer=True, expect=expect)
             active -= deleted
             terminating += deleted
@@ -533,8 +533,11 @@ class JobController(Controller):
         status = job["status"]
         released = await self._remove_finalizers(to_release, expect=expect)
         unc = status.get("uncountedTerminatedPods") or {}
-        still_s = [u for u in unc.get("succeeded") or [] if u not in released]
-        still_f = [u for u in unc.get("failed") or [] if u not in released]
+        # Still uncounted: pods that keep their finalizer. Those without one (released now, by an
+        # interrupted earlier sync, or gone) are counted — kube's cleanUncountedPodsWithoutFinalizers.
+        holding = {p["metadata"]["uid"] for p in tracked} - released
+        still_s = [u for u in unc.get("succeeded") or [] if u in holding]
+        still_f = [u for u in unc.get("failed") or [] if u in holding]
         if not indexed:
             status["succeeded"] = int(status.get("succeeded") or 0) + len(unc.get("succeeded") or []) - len(still_s)
         status["failed"] = int(status.get("failed") or 0) + len(unc.get("failed") or []) - len(still_f)

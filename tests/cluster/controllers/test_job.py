@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,6 +43,7 @@ from atoll.cluster.controllers.job import (
 from atoll.cluster.kubelet.simulated import NODES, NodeSpec, SimulatedNodes, Stages
 from atoll.cluster.scheduler.controller import SchedulerController
 from atoll.machinery.controlling import Controller
+from atoll.machinery.informing import Lister
 from tests.conftest import RunningServer, require_kubectl
 from tests.waiting import eventually
 
@@ -168,6 +170,99 @@ def test_indexed_template() -> None:
     for c in t["spec"]["containers"]:
         env = {e["name"]: e for e in c["env"]}
         assert env[INDEX_ENV]["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{INDEX_KEY}']"
+
+
+# -- the reconciler over a fake client -------------------------------------------------------------
+
+
+class FakeClient:
+    """Just enough of :class:`Client` for the reconciler: writes are recorded and applied to ``objects``."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+        self.calls: list[tuple[str, str, str]] = []
+        self.version = 100
+
+    async def patch(self, res: Resource, name: str, patch: Any, namespace: str | None = None, **kw: Any) -> Any:
+        self.calls.append(("patch", res.kind, name))
+        obj = self.objects.get((res.kind, name))
+        if obj is None:
+            from atoll.api.errors import NotFound
+
+            raise NotFound(name)
+        if kw.get("subresource") == "status":
+            obj["status"] = copy.deepcopy(patch["status"])
+        drop = (patch.get("metadata") or {}).get("$deleteFromPrimitiveList/finalizers") or []
+        obj["metadata"]["finalizers"] = [f for f in obj["metadata"].get("finalizers") or [] if f not in drop]
+        self.version += 1
+        obj["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(obj)
+
+    async def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None, **kw: Any) -> Any:
+        self.calls.append(("create", res.kind, obj["metadata"].get("name") or obj["metadata"].get("generateName")))
+        return {**obj, "metadata": {**obj["metadata"], "name": obj["metadata"].get("name") or "made", "uid": "new"}}
+
+    async def delete(self, res: Resource, name: str, namespace: str | None = None, **kw: Any) -> None:
+        self.calls.append(("delete", res.kind, name))
+
+
+def tracked_pod(name: str, phase: str, *, finalizer: bool = True) -> dict[str, Any]:
+    return {"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "1",
+                         "finalizers": [TRACKING_FINALIZER] if finalizer else [],
+                         "ownerReferences": [{"kind": "Job", "name": "j", "uid": "job-uid", "controller": True}]},
+            "spec": {"nodeName": "n"}, "status": {"phase": phase}}
+
+
+def fake_job(**status: Any) -> dict[str, Any]:
+    return {"kind": "Job", "apiVersion": "batch/v1",
+            "metadata": {"name": "j", "namespace": "ns", "uid": "job-uid", "resourceVersion": "50"},
+            "spec": {"completions": 3, "parallelism": 1, "backoffLimit": 6,
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c"}]}}},
+            "status": {"startTime": "2026-01-01T00:00:00Z", **status}}
+
+
+async def run_once(client: FakeClient, job_: dict[str, Any], pods: list[dict[str, Any]],
+                   controller: JobController | None = None) -> JobController:
+    controller = controller or JobController(client)  # type: ignore[arg-type]
+    controller.jobs.lister = Lister({"ns/j": copy.deepcopy(job_)})  # what the informers would hold
+    controller.pods.lister = Lister({f"ns/{p['metadata']['name']}": copy.deepcopy(p) for p in pods})
+    await controller.reconcile("ns/j")
+    return controller
+
+
+async def test_interrupted_sync_counts_uncounted_pods_exactly_once() -> None:
+    # An earlier sync recorded "a" as uncounted and removed its finalizer, then stopped before counting it.
+    job_ = fake_job(succeeded=1, uncountedTerminatedPods={"succeeded": ["uid-a"], "failed": []})
+    a, b = tracked_pod("a", "Succeeded", finalizer=False), tracked_pod("b", "Succeeded")
+    client = FakeClient(job_, a, b)
+    controller = await run_once(client, job_, [a, b])
+    st = client.objects[("Job", "j")]["status"]
+    assert st["succeeded"] == 3 and st["uncountedTerminatedPods"] == {"succeeded": [], "failed": []}
+    assert ("patch", "Pod", "b") in client.calls and ("patch", "Pod", "a") not in client.calls
+    # A stale cache still showing b's finalizer must not count b again.
+    again = copy.deepcopy(client.objects[("Job", "j")])
+    await run_once(client, again, [a, b], controller)
+    assert client.objects[("Job", "j")]["status"]["succeeded"] == 3
+
+
+async def test_finished_pods_are_recorded_before_their_finalizers_go() -> None:
+    job_ = fake_job()
+    failed = tracked_pod("f", "Failed")
+    client = FakeClient(job_, failed)
+    order: list[str] = []
+    real_patch = client.patch
+
+    async def spy(res: Resource, name: str, patch: Any, namespace: str | None = None, **kw: Any) -> Any:
+        if res.kind == "Job":
+            order.append(f"status:{patch['status']['uncountedTerminatedPods']['failed']}:{patch['status'].get('failed')}")
+        else:
+            order.append(f"finalizer:{name}")
+        return await real_patch(res, name, patch, namespace, **kw)
+
+    client.patch = spy  # type: ignore[method-assign]
+    await run_once(client, job_, [failed])
+    assert order[:3] == ["status:['uid-f']:None", "finalizer:f", "status:[]:1"]
 
 
 # -- over a real API server ----------------------------------------------------------------------

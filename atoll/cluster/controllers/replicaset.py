@@ -18,6 +18,7 @@ from atoll.api.meta import generate_name
 from atoll.api.selectors import LabelSelector
 from atoll.client import Client, Resource
 from atoll.machinery.controlling import Controller, Result
+from atoll.machinery.expectations import Expectations
 from atoll.machinery.informing import Informer, key_of, split_key
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,25 @@ class ReplicaSetController(Controller):
     def __init__(self, client: Client) -> None:
         super().__init__()
         self.client = client
+        self.expectations = Expectations()
         self.replicasets = self.watch(Informer(client, REPLICASETS))
-        self.pods = self.watch(Informer(client, PODS), key_for=self._owner_keys)
+        pods = Informer(client, PODS)
+        pods.add_handler(self._observe)  # before the key is queued, so the reconcile sees it counted
+        self.pods = self.watch(pods, key_for=self._owner_keys)
+
+    def _observe(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """Tick off expectations: a pod of ours appeared, or one went (or started going)."""
+        pod = new if new is not None else old
+        if pod is None:
+            return
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return
+        owner = f"{pod['metadata'].get('namespace')}/{ref['name']}"
+        if event == "ADDED" and not pod["metadata"].get("deletionTimestamp"):
+            self.expectations.creation_observed(owner)
+        elif event == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+            self.expectations.deletion_observed(owner, key_of(pod))
 
     def _owner_keys(self, pod: Obj) -> list[str]:
         ref = controller_of(pod)
@@ -96,6 +114,7 @@ class ReplicaSetController(Controller):
     async def reconcile(self, key: str) -> Result:
         rs = self.replicasets.lister.get(key)
         if rs is None:
+            self.expectations.forget(key)
             return Result()  # the garbage collector removes its pods
         ns, _ = split_key(key)
         md, spec = rs["metadata"], rs.get("spec") or {}
@@ -107,17 +126,29 @@ class ReplicaSetController(Controller):
         active = [p for p in owned if is_active(p)]
         wanted = int(spec.get("replicas", 1))
         diff = wanted - len(active)
-        if md.get("deletionTimestamp"):
-            diff = 0
+        if md.get("deletionTimestamp") or not self.expectations.satisfied(key):
+            diff = 0  # the cache has not caught up with our own last creates/deletes yet
         if diff > 0:
-            for _ in range(min(diff, BURST)):
-                await self._create_pod(rs)
+            count = min(diff, BURST)
+            self.expectations.expect_creations(key, count)
+            for i in range(count):
+                try:
+                    await self._create_pod(rs)
+                except BaseException:
+                    for _ in range(count - i):  # these will never be observed
+                        self.expectations.creation_observed(key)
+                    raise
         elif diff < 0:
-            for pod in sorted(active, key=deletion_rank)[: -diff]:
+            victims = sorted(active, key=deletion_rank)[: -diff]
+            self.expectations.expect_deletions(key, [key_of(p) for p in victims])
+            for pod in victims:
                 try:
                     await self.client.delete(PODS, pod["metadata"]["name"], ns, uid=pod["metadata"].get("uid"))
                 except (NotFound, Conflict):
-                    pass
+                    self.expectations.deletion_observed(key, key_of(pod))
+                except BaseException:
+                    self.expectations.deletion_observed(key, key_of(pod))
+                    raise
         return await self._update_status(rs, active)
 
     async def _adopt(self, rs: Obj, pod: Obj) -> None:

@@ -90,3 +90,44 @@ async def test_replicaset_scales_reports_status_and_replaces_pods(apiserver: Run
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(t, 10)
+
+
+class RecordingClient:
+    """Just enough of a Client for reconcile(): records writes, never shows them in the cache."""
+
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    async def create(self, res: Resource, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self.created.append(obj)
+        return obj
+
+    async def patch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+    async def delete(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {}
+
+
+async def test_a_lagging_cache_never_makes_extra_pods() -> None:
+    client = RecordingClient()
+    ctl = ReplicaSetController(client)  # type: ignore[arg-type]
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+          "metadata": {"name": "web", "namespace": "ns", "uid": "u1", "generation": 1},
+          "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                   "template": {"metadata": {"labels": {"app": "web"}},
+                                "spec": {"containers": [{"name": "c", "image": "echo"}]}}}}
+    ctl.replicasets._source.cache["ns/web"] = rs
+    await ctl.reconcile("ns/web")
+    assert len(client.created) == 3
+    # Another event before the informer saw the three pods: nothing more is created.
+    await ctl.reconcile("ns/web")
+    assert len(client.created) == 3
+    # The informer sees them: the cache is trusted again, and it holds enough pods.
+    for pod in client.created:
+        pod = {**pod, "metadata": {**pod["metadata"], "uid": pod["metadata"]["name"]}}
+        ctl.pods._source.cache[f"ns/{pod['metadata']['name']}"] = pod
+        ctl.pods._emit("ADDED", None, pod)
+    assert ctl.expectations.satisfied("ns/web")
+    await ctl.reconcile("ns/web")
+    assert len(client.created) == 3

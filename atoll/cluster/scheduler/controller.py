@@ -42,7 +42,8 @@ NODES = Resource("v1", "nodes", False, "Node")
 EVENTS = Resource("v1", "events", True, "Event")
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE = 30.0
-BIND_CONCURRENCY = 32
+BIND_CONCURRENCY = 64
+"""Bindings in flight at once: enough for the API server to batch its writes, few enough for the pool."""
 
 
 def _now() -> str:

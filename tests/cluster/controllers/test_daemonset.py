@@ -252,6 +252,10 @@ async def test_daemonset_follows_nodes_updates_and_reports_status(apiserver: Run
             await eventually(lambda: status(desiredNumberScheduled=1, numberReady=1, numberMisscheduled=0),
                              timeout=30)
             assert set(await placement()) == {"ds-a"}
+            events = Resource("v1", "events", True, "Event")
+            reasons = {e["reason"] for e in (await client.list(events, ns))["items"]
+                       if e["involvedObject"].get("kind") == "DaemonSet"}
+            assert {"SuccessfulCreate", "SuccessfulDelete", "FailedDaemonPod"} <= reasons
         finally:
             stop.set()
             late_stop.set()

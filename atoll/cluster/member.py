@@ -28,6 +28,7 @@ from atoll.cluster.controllers.endpoints import EndpointsController
 from atoll.cluster.controllers.endpointslice import EndpointSliceController
 from atoll.cluster.controllers.job import JobController
 from atoll.cluster.controllers.nodelifecycle import NodeLifecycleController
+from atoll.cluster.controllers.podgc import PodGCController
 from atoll.cluster.controllers.replicaset import ReplicaSetController
 from atoll.cluster.controllers.serviceaccount import ServiceAccountController
 from atoll.cluster.controllers.statefulset import StatefulSetController
@@ -130,6 +131,7 @@ class MemberCluster:
             EndpointSliceController(client), EndpointsController(client),
             ServiceAccountController(client, ca_pem=ca_pem),
             NodeLifecycleController(client, grace_period=cfg.node_monitor_grace_period),
+            PodGCController(client),
         ]
         components: dict[str, Component] = {c.NAME: c for c in controllers}
         specs = node_specs(topo, cfg.node_address)

@@ -1,11 +1,14 @@
 """Events off the scheduling path: a bounded buffer drained in the background.
 
 kube-scheduler records its ``Scheduled`` events through client-go's events broadcaster:
-recording only queues the event (at most 1,000 waiting; beyond that new ones are
-dropped, ``DropIfChannelFull``) and separate goroutines write them to the API server.
-A binding never waits for its event, and a burst of bindings is not slowed down by
-as many event writes. :class:`EventSink` does the same over
-:class:`~atoll.machinery.events.EventRecorder` (which aggregates repeats).
+recording only queues the event (a bounded queue that drops when full,
+``DropIfChannelFull``) and goroutines write them to the API server, throttled by the
+client's rate limit. A binding never waits for its event, and a burst of bindings is
+not slowed down by as many event writes: the events trail behind and catch up once the
+burst is over. :class:`EventSink` does the same over
+:class:`~atoll.machinery.events.EventRecorder` (which aggregates repeats), with a few
+writers so that events take a bounded share of the API server while pods are waiting
+to be bound, and a buffer large enough for a burst of 10,000 pods.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from typing import Any, Protocol
 logger = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-MAX_QUEUED_EVENTS = 1000
-"""client-go's ``maxQueuedEvents``."""
+MAX_QUEUED_EVENTS = 10_000
+"""Beyond this many unwritten events new ones are dropped (counted in ``dropped``)."""
 
 
 class Recorder(Protocol):
@@ -50,6 +53,10 @@ class EventSink:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    async def drained(self) -> None:
+        """Return once every queued event has been written (or given up on)."""
+        await self._queue.join()
+
     async def _drain(self) -> None:
         while True:
             obj, type_, reason, message = await self._queue.get()
@@ -67,6 +74,6 @@ class EventSink:
             writers = [tg.create_task(self._drain(), name=f"scheduler-events-{i}") for i in range(self.workers)]
             await stop.wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), self.flush_timeout)
+                await asyncio.wait_for(self.drained(), self.flush_timeout)
             for writer in writers:
                 writer.cancel()

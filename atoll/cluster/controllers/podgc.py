@@ -136,8 +136,8 @@ class PodGCController:
         tasks = [asyncio.create_task(inf.run(stop), name=f"podgc-{inf.resource.plural}")
                  for inf in (self.pods, self.nodes)]
         try:
-            synced: asyncio.Future[list[bool]] = asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
-            stopped: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
+            synced = asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
+            stopped = asyncio.ensure_future(stop.wait())
             await asyncio.wait([synced, stopped], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
             synced.cancel()
             stopped.cancel()

@@ -27,6 +27,10 @@ Decisions, as ``syncJob``/``manageJob`` make them:
   conditions) fails the Job at once (reason ``PodFailurePolicy``); ``Ignore`` replaces it
   without counting; ``Count`` is the default. With ``restartPolicy: OnFailure`` container
   restarts count against ``backoffLimit``.
+* ``successPolicy`` (Indexed Jobs): the first rule met (``succeededIndexes`` and/or
+  ``succeededCount``) gives ``SuccessCriteriaMet`` (reason ``SuccessPolicy``), lingering
+  pods are removed, then ``Complete``.
+* ``spec.managedBy`` other than ``kubernetes.io/job-controller``: the Job is left alone.
 * ``suspend`` deletes active pods (uncounted: their finalizer goes first), sets
   ``Suspended``; resuming resets ``startTime`` so the deadline counts active time only.
 * ``ttlSecondsAfterFinished`` deletes a finished Job (foreground, as kube's TTL
@@ -60,6 +64,7 @@ Obj = dict[str, Any]
 PODS = Resource("v1", "pods", True, "Pod")
 JOBS = Resource("batch/v1", "jobs", True, "Job")
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
+MANAGED_BY = "kubernetes.io/job-controller"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
 DEFAULT_BACKOFF = 10.0
@@ -225,6 +230,26 @@ def fail_job_message(job: Obj, pods: list[Obj]) -> str | None:
     return None
 
 
+def match_success_policy(policy: Obj | None, completions: int, succeeded: set[int]) -> str | None:
+    """kube's ``matchSuccessPolicy`` for Indexed Jobs: the message of the first rule met, else None.
+
+    A rule with ``succeededIndexes`` needs those indexes done (or ``succeededCount`` of them);
+    a rule with only ``succeededCount`` needs that many indexes done.
+    """
+    for i, rule in enumerate((policy or {}).get("rules") or []):
+        count = rule.get("succeededCount")
+        if rule.get("succeededIndexes") is not None:
+            required = {ix for ix in parse_indexes(str(rule["succeededIndexes"])) if ix < completions}
+            if not required:
+                continue
+            done = len(required & succeeded)
+            if done >= (int(count) if count is not None else len(required)):
+                return f"Matched rules at index {i}"
+        elif count is not None and len(succeeded) >= int(count):
+            return f"Matched rules at index {i}"
+    return None
+
+
 def past_backoff_limit_on_failure(job: Obj, pods: list[Obj]) -> bool:
     """``restartPolicy: OnFailure``: the kubelet restarts containers in place, so restarts are the failures."""
     spec = job.get("spec") or {}
@@ -374,6 +399,8 @@ class JobController(Controller):
     async def reconcile(self, key: str) -> Result:
         ns, name = split_key(key)
         job = self.jobs.lister.get(key)
+        if job is not None and (job.get("spec") or {}).get("managedBy") not in (None, MANAGED_BY):
+            return Result()  # another controller (a federation, a batch system) runs this Job
         candidates = self._pods_of(ns, name)
         uid = (job or {}).get("metadata", {}).get("uid")
         strays = [p for p in candidates if (controller_of(p) or {}).get("uid") != uid and has_finalizer(p)]
@@ -470,6 +497,9 @@ class JobController(Controller):
                              "message": "Job was active longer than specified deadline"}
             elif over is not None:
                 requeue = -over
+        if finishing is None and indexed and completions is not None and (
+                matched := match_success_policy(spec.get("successPolicy"), completions, succeeded_ix)) is not None:
+            finishing = {"type": "SuccessCriteriaMet", "reason": "SuccessPolicy", "message": matched}
 
         active = len(active_pods)
         if finishing is not None:  # finishing either way: no new pods, lingering ones go (and are counted)

@@ -33,6 +33,7 @@ from atoll.cluster.controllers.job import (
     is_complete,
     is_pod_failed,
     match_failure_policy,
+    match_success_policy,
     parse_indexes,
     past_backoff_limit_on_failure,
     past_deadline,
@@ -160,6 +161,18 @@ def test_backoff_limit_counts_restarts_on_failure(restart_policy: str, limit: in
     job_ = {"spec": {"backoffLimit": limit, "template": {"spec": {"restartPolicy": restart_policy}}}}
     pod = {"status": {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": restarts}]}}
     assert past_backoff_limit_on_failure(job_, [pod]) is past
+
+
+@pytest.mark.parametrize(("rules", "succeeded", "message"), [
+    ([{"succeededIndexes": "0,2-3"}], {0, 2}, None),
+    ([{"succeededIndexes": "0,2-3"}], {0, 2, 3}, "Matched rules at index 0"),
+    ([{"succeededIndexes": "0-3", "succeededCount": 2}], {1, 4}, None),
+    ([{"succeededIndexes": "0-3", "succeededCount": 2}], {1, 3}, "Matched rules at index 0"),
+    ([{"succeededIndexes": "9"}, {"succeededCount": 2}], {0, 1}, "Matched rules at index 1"),   # 9 >= completions
+    ([], {0, 1, 2}, None),
+])
+def test_success_policy(rules: list[dict[str, Any]], succeeded: set[int], message: str | None) -> None:
+    assert match_success_policy({"rules": rules}, 5, succeeded) == message
 
 
 def test_indexed_template() -> None:
@@ -688,3 +701,45 @@ async def test_pod_failure_policy_ignores_disruptions_and_fails_on_exit_codes(ap
         assert cond["message"] == (f"Container main for pod {ns}/{second['metadata']['name']} failed with exit code "
                                    "42 matching FailJob rule at index 0")
         assert obj["status"]["failed"] == 1
+
+
+async def test_success_policy_completes_an_indexed_job_early(apiserver: RunningServer) -> None:
+    ns = "job-success"
+    async with cluster(apiserver, ns, run_pods=False) as client:
+        await client.create(JOBS, job("leader", ns, completions=4, parallelism=4, completionMode="Indexed",
+                                      successPolicy={"rules": [{"succeededIndexes": "0"}]}))
+
+        async def four() -> list[dict[str, Any]] | None:
+            pods = await pods_of(client, ns, "leader")
+            return pods if len(pods) == 4 and all(p["spec"].get("nodeName") for p in pods) else None
+
+        pods = await eventually(four, timeout=20)
+        leader = next(p for p in pods if p["metadata"]["annotations"][INDEX_KEY] == "0")
+        await client.patch(PODS, leader["metadata"]["name"], {"status": {"phase": "Succeeded"}}, ns,
+                           subresource="status")
+
+        async def complete() -> dict[str, Any] | None:
+            obj = await client.get(JOBS, "leader", ns)
+            return obj if conditions_of(obj).get("Complete", {}).get("status") == "True" else None
+
+        obj = await eventually(complete, timeout=20)
+        conds = conditions_of(obj)
+        assert conds["SuccessCriteriaMet"]["reason"] == conds["Complete"]["reason"] == "SuccessPolicy"
+        assert conds["Complete"]["message"] == "Matched rules at index 0"
+        assert obj["status"]["completedIndexes"] == "0" and obj["status"]["active"] == 0
+
+        async def only_the_leader() -> bool:
+            return [p["metadata"]["name"] for p in await pods_of(client, ns, "leader")] == [leader["metadata"]["name"]]
+
+        await eventually(only_the_leader, timeout=20)  # the other indexes' pods were removed
+
+
+async def test_jobs_managed_elsewhere_are_left_alone(apiserver: RunningServer) -> None:
+    ns = "job-managed"
+    async with cluster(apiserver, ns, run_pods=False) as client:
+        await client.create(JOBS, job("external", ns, managedBy="example.com/batch"))
+        await client.create(JOBS, job("ours", ns))
+        await eventually(lambda: pods_of(client, ns, "ours"), timeout=20)
+        await asyncio.sleep(0.3)
+        assert not await pods_of(client, ns, "external")
+        assert not (await client.get(JOBS, "external", ns)).get("status", {}).get("startTime")

@@ -131,13 +131,14 @@ async def run_scheduler(kubeconfig: Path, pods: int) -> dict[str, Any]:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, 60)
     m = sched.metrics
+    binding = list(m.binding_seconds)
     return {"pods": pods, "bound": m.bound, "seen_bound_by_watch": seen,
             "events_recorded": sched.event_sink.recorded, "events_dropped": sched.event_sink.dropped,
             "attempts": m.attempts, "scheduled": m.scheduled, "unschedulable": m.unschedulable,
             "bind_errors": m.bind_errors, "max_bindings_in_flight": m.max_in_flight,
             "sync_s": t_synced - t0, "schedule_s": t_last - t_synced, "total_s": t_last - t0,
             "watch_confirmed_s": t_seen - t0, "events_caught_up_s": t_events - t0, "algorithm_s": m.algorithm_seconds,
-            "binding_p50_ms": pct(m.binding_seconds, 50) * 1000, "binding_p99_ms": pct(m.binding_seconds, 99) * 1000,
+            "binding_p50_ms": pct(binding, 50) * 1000, "binding_p99_ms": pct(binding, 99) * 1000,
             "cpu_sync_s": cpu_synced - cpu0, "cpu_schedule_s": cpu_bound - cpu_synced}
 
 

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,6 +43,7 @@ NODES = Resource("v1", "nodes", False, "Node")
 EVENTS = Resource("v1", "events", True, "Event")
 SCHEDULER_NAME = "default-scheduler"
 RETRY_UNSCHEDULABLE = 30.0
+BINDING_SAMPLES = 20_000
 BIND_CONCURRENCY = 64
 """Bindings in flight at once: enough for the API server to batch its writes, few enough for the pool."""
 
@@ -70,8 +72,8 @@ class SchedulerMetrics:
     bind_errors: int = 0
     algorithm_seconds: float = 0.0
     """Time in the framework (filter and score), summed over attempts."""
-    binding_seconds: list[float] = field(default_factory=list)
-    """Each successful ``pods/binding`` request, from sending to the answer."""
+    binding_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=BINDING_SAMPLES))
+    """The latest successful ``pods/binding`` requests, from sending to the answer."""
     bound: int = 0
     last_bound_at: float = 0.0
     """``time.perf_counter()`` when the latest binding succeeded."""

@@ -23,7 +23,7 @@ from atoll.apiserver.crds import CustomSchema, resources_for_crd, validate_crd
 from atoll.client import Client, Resource
 from atoll.federation import kinds
 from atoll.federation.crds import CRDS, DEFINITIONS, SPEC_HASH_ANNOTATION, Definition, install, manifests
-from tests.conftest import RunningServer, require_kubectl
+from tests.conftest import RunningServer, require_kubectl, start_apiserver, stop_process
 
 Obj = dict[str, Any]
 SAMPLES = Path(__file__).parent / "samples"
@@ -372,6 +372,9 @@ def test_sample_applies_and_reads_back_unchanged(federation: RunningServer, samp
         federation.kubectl("create", "namespace", ns, check=False)
     out = federation.kubectl("apply", "-f", str(SAMPLES / sample))
     assert "Warning" not in out.stderr, out.stderr
+    # Applying again changes nothing: what the server stored (defaults included) round-trips.
+    again = federation.kubectl("apply", "-f", str(SAMPLES / sample)).stdout.splitlines()
+    assert len(again) == len(docs) and all(line.endswith(" unchanged") for line in again), again
 
     async def read_back() -> None:
         async with Client.from_kubeconfig(federation.kubeconfig) as client:
@@ -475,3 +478,91 @@ def test_strict_field_validation_rejects_unknown_fields(federation: RunningServe
     typo["spec"]["placement"] = {"clusterAfinity": {"clusterNames": ["member1"]}}
     out = federation.kubectl("apply", "-f", "-", input=yaml.safe_dump(typo), check=False)
     assert out.returncode != 0 and "clusterAfinity" in out.stderr, out.stderr
+
+
+def test_server_side_apply_of_a_sample(federation: RunningServer) -> None:
+    """``kubectl apply --server-side`` tracks field ownership through the CRD schemas (list items included)."""
+    require_kubectl()
+    federation.kubectl("create", "namespace", "ssa")
+    sample = str(SAMPLES / "quickstart-nginx.yaml")
+    federation.kubectl("apply", "--server-side", "-n", "ssa", "-f", sample)
+    policy = yaml.safe_load(federation.kubectl("get", "pp", "nginx-propagation", "-n", "ssa", "-o", "yaml",
+                                               "--show-managed-fields").stdout)
+    managers = {m["manager"]: m for m in policy["metadata"]["managedFields"]}
+    assert managers["kubectl"]["operation"] == "Apply"
+    assert "f:replicaScheduling" in str(managers["kubectl"]["fieldsV1"])
+    # Another manager changing an applied field conflicts, as with any kube object.
+    edited = _documents(SAMPLES / "quickstart-nginx.yaml")[1]
+    edited["spec"]["placement"]["replicaScheduling"]["replicaSchedulingType"] = "Duplicated"
+    out = federation.kubectl("apply", "--server-side", "--field-manager", "someone", "-n", "ssa", "-f", "-",
+                             input=yaml.safe_dump(edited), check=False)
+    assert out.returncode != 0 and "conflict" in out.stderr.lower(), out.stderr
+
+
+def test_binding_and_work_columns(federation: RunningServer) -> None:
+    require_kubectl()
+
+    def condition(ctype: str, status: str = "True") -> Obj:
+        return {"type": ctype, "status": status, "reason": "Success", "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}
+
+    async def go() -> None:
+        async with Client.from_kubeconfig(federation.kubeconfig) as client:
+            await client.create(NSS, {"metadata": {"name": "karmada-es-member1"}})
+            await client.create(NSS, {"metadata": {"name": "cols"}})
+            rb = {"apiVersion": kinds.WORK_V1ALPHA2, "kind": "ResourceBinding",
+                  "metadata": {"name": "nginx-deployment", "namespace": "cols"},
+                  "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx",
+                                        "namespace": "cols"}, "replicas": 2,
+                           "clusters": [{"name": "member1", "replicas": 1}, {"name": "member2", "replicas": 1}]}}
+            await client.create(kinds.RESOURCE_BINDINGS, rb)
+            await client.patch_status(kinds.RESOURCE_BINDINGS, "nginx-deployment", {"status": {"conditions": [
+                condition("Scheduled"), condition("FullyApplied", "False")]}}, "cols")
+            work = {"apiVersion": kinds.WORK_V1ALPHA1, "kind": "Work",
+                    "metadata": {"name": "nginx-687f7fb96f", "namespace": "karmada-es-member1"},
+                    "spec": {"workload": {"manifests": [
+                        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nginx"}},
+                        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nginx"}}]}}}
+            await client.create(kinds.WORKS, work)
+            await client.patch_status(kinds.WORKS, work["metadata"]["name"], {"status": {"conditions": [
+                condition("Applied")]}}, "karmada-es-member1")
+
+    asyncio.run(go())
+    rb = federation.kubectl("get", "rb", "-n", "cols").stdout.splitlines()
+    assert rb[0].split() == ["NAME", "SCHEDULED", "FULLYAPPLIED", "AGE"]
+    assert rb[1].split()[:3] == ["nginx-deployment", "True", "False"]
+    wk = federation.kubectl("get", "wk", "-n", "karmada-es-member1").stdout.splitlines()
+    assert wk[0].split() == ["NAME", "WORKLOAD-KIND", "APPLIED", "AGE"]
+    assert wk[1].split()[:3] == ["nginx-687f7fb96f", "Deployment,Service", "True"]
+
+
+def test_install_again_after_a_restart(tmp_path: Path) -> None:
+    """The CRDs and their objects persist; installing at the next start writes nothing."""
+    state = tmp_path / "state"
+    state.mkdir()
+    cluster = _documents(SAMPLES / "cluster-member1.yaml")[0]
+
+    async def first() -> dict[str, str]:
+        async with Client.from_kubeconfig(server.kubeconfig) as client:
+            await install(client)
+            await client.create(kinds.CLUSTERS, cluster)
+            return {m["metadata"]["name"]: (await client.get(CRDS, m["metadata"]["name"]))["metadata"]
+                    ["resourceVersion"] for m in manifests()}
+
+    async def second(before: dict[str, str]) -> None:
+        async with Client.from_kubeconfig(server.kubeconfig) as client:
+            await install(client, timeout=10)
+            after = {name: (await client.get(CRDS, name))["metadata"]["resourceVersion"] for name in before}
+            assert after == before
+            assert (await client.get(kinds.CLUSTERS, "member1"))["spec"] == cluster["spec"]
+
+    server = start_apiserver(state)
+    try:
+        before = asyncio.run(first())
+    finally:
+        stop_process(server.process)
+    server = start_apiserver(state)
+    try:
+        asyncio.run(second(before))
+    finally:
+        stop_process(server.process)

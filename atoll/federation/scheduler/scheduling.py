@@ -7,7 +7,7 @@ reports it (:class:`FitError` → ``NoClusterFit``, :class:`UnschedulableError` 
 
 Ordered ``clusterAffinities`` are tried one term at a time from the term the binding is
 scheduled with (from the first after a triggered reschedule); the first term that fits
-wins and becomes ``status.schedulerObservedAffinityName``. A term is never given up
+wins and becomes ``status.schedulerObservingAffinityName``. A term is never given up
 because a cluster fails temporarily; it is given up when nothing in it fits.
 """
 
@@ -35,7 +35,7 @@ class Outcome:
     clusters: list[Obj] | None
     """The new ``spec.clusters``; None leaves them as they are (an error that is retried)."""
     affinity_name: str | None = None
-    """The new ``status.schedulerObservedAffinityName`` (None: unchanged or not applicable)."""
+    """The new ``status.schedulerObservingAffinityName`` (None: unchanged or not applicable)."""
     error: SchedulingError | None = None
     term_failures: list[str] = field(default_factory=list)
     """One message per ``clusterAffinities`` term that did not fit before the outcome."""
@@ -83,12 +83,12 @@ class GenericScheduler:
         md = binding.get("metadata") or {}
         what = (f"ResourceBinding({md.get('namespace')}/{md.get('name')})" if md.get("namespace")
                 else f"ClusterResourceBinding({md.get('name')})")
-        index = 0 if reschedule_required(spec, status) else affinity_index(terms, status.get("schedulerObservedAffinityName") or "")
+        index = 0 if reschedule_required(spec, status) else affinity_index(terms, status.get("schedulerObservingAffinityName") or "")
         trying = copy.deepcopy(status)
         first: SchedulingError | None = None
         failures: list[str] = []
         while index < len(terms):
-            trying["schedulerObservedAffinityName"] = terms[index].get("affinityName") or ""
+            trying["schedulerObservingAffinityName"] = terms[index].get("affinityName") or ""
             try:
                 result = self.schedule(spec, trying, clusters)
             except SchedulingError as exc:
@@ -96,7 +96,7 @@ class GenericScheduler:
                 failures.append(f"failed to schedule {what} with clusterAffiliates index({index}): {exc}")
                 index += 1
                 continue
-            return Outcome(result, trying["schedulerObservedAffinityName"], term_failures=failures)
+            return Outcome(result, trying["schedulerObservingAffinityName"], term_failures=failures)
         assert first is not None or not terms
         if first is None:
             return Outcome([], error=FitError(len(clusters), {}), term_failures=failures)

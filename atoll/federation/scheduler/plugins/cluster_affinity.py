@@ -1,7 +1,7 @@
 """ClusterAffinity: clusters the placement's affinity selects.
 
 ``clusterAffinity`` applies as it is; with ordered ``clusterAffinities`` only the term
-the scheduler is currently trying (``status.schedulerObservedAffinityName``, which the
+the scheduler is currently trying (``status.schedulerObservingAffinityName``, which the
 scheduler sets per attempt) applies, so a later term is the fallback when the earlier
 ones cannot fit. No affinity at all selects every cluster.
 """
@@ -29,7 +29,7 @@ def active_affinity(ctx: BindingContext) -> tuple[bool, Obj | None]:
     single = placement.get("clusterAffinity")
     if single is not None:
         return True, single
-    observed = ctx.status.get("schedulerObservedAffinityName") or ""
+    observed = ctx.status.get("schedulerObservingAffinityName") or ""
     for term in placement.get("clusterAffinities") or []:
         if (term.get("affinityName") or "") == observed:
             return True, term

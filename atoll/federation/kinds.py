@@ -74,3 +74,34 @@ WORK_DEGRADED: Final = "Degraded"
 WORK_DISPATCHING: Final = "Dispatching"
 BINDING_SCHEDULED: Final = "Scheduled"
 BINDING_FULLY_APPLIED: Final = "FullyApplied"
+
+# Well-known labels and annotations (pkg/apis/{policy,work}/*/well_known_constants.go): the marks a
+# policy leaves on the templates it claims, a binding on its Works, a Work on member objects.
+PROPAGATION_POLICY_PERMANENT_ID_LABEL: Final = "propagationpolicy.karmada.io/permanent-id"
+CLUSTER_PROPAGATION_POLICY_PERMANENT_ID_LABEL: Final = "clusterpropagationpolicy.karmada.io/permanent-id"
+PROPAGATION_POLICY_NAMESPACE_ANNOTATION: Final = "propagationpolicy.karmada.io/namespace"
+PROPAGATION_POLICY_NAME_ANNOTATION: Final = "propagationpolicy.karmada.io/name"
+CLUSTER_PROPAGATION_POLICY_ANNOTATION: Final = "clusterpropagationpolicy.karmada.io/name"
+NAMESPACE_SKIP_AUTO_PROPAGATION_LABEL: Final = "namespace.karmada.io/skip-auto-propagation"
+RESOURCE_BINDING_PERMANENT_ID_LABEL: Final = "resourcebinding.karmada.io/permanent-id"
+CLUSTER_RESOURCE_BINDING_PERMANENT_ID_LABEL: Final = "clusterresourcebinding.karmada.io/permanent-id"
+RESOURCE_BINDING_NAMESPACE_ANNOTATION: Final = "resourcebinding.karmada.io/namespace"
+RESOURCE_BINDING_NAME_ANNOTATION: Final = "resourcebinding.karmada.io/name"
+CLUSTER_RESOURCE_BINDING_ANNOTATION: Final = "clusterresourcebinding.karmada.io/name"
+WORK_PERMANENT_ID_LABEL: Final = "work.karmada.io/permanent-id"
+WORK_NAMESPACE_ANNOTATION: Final = "work.karmada.io/namespace"
+WORK_NAME_ANNOTATION: Final = "work.karmada.io/name"
+CONFLICT_RESOLUTION_ANNOTATION: Final = "work.karmada.io/conflict-resolution"
+"""On a member object: ``overwrite`` or ``abort``, from the policy's conflictResolution."""
+TEMPLATE_GENERATION_ANNOTATION: Final = "resourcetemplate.karmada.io/generation"
+TEMPLATE_UID_ANNOTATION: Final = "resourcetemplate.karmada.io/uid"
+
+# Taints the cluster controllers put on a Cluster (pkg/apis/cluster/v1alpha1/well_known_constants.go).
+TAINT_CLUSTER_UNSCHEDULABLE: Final = "cluster.karmada.io/unschedulable"
+TAINT_CLUSTER_NOT_READY: Final = "cluster.karmada.io/not-ready"
+TAINT_CLUSTER_UNREACHABLE: Final = "cluster.karmada.io/unreachable"
+
+# Graceful eviction (work/v1alpha2): why and by whom a cluster was removed from a binding.
+EVICTION_REASON_TAINT_UNTOLERATED: Final = "TaintUntolerated"
+EVICTION_REASON_APPLICATION_FAILURE: Final = "ApplicationFailure"
+EVICTION_PRODUCER_TAINT_MANAGER: Final = "TaintManager"

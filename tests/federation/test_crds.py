@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from atoll.api.errors import Invalid, Timeout
+from atoll.api.meta import is_qualified_name
 from atoll.apiserver.crds import CustomSchema, resources_for_crd, validate_crd
 from atoll.client import Client, Resource
 from atoll.federation import kinds
@@ -287,6 +288,12 @@ def test_reserved_namespaces(namespace: str, cluster: str | None, reserved: bool
     assert kinds.is_reserved_namespace(namespace) is reserved
     if cluster:
         assert kinds.execution_namespace(cluster) == namespace
+
+
+@pytest.mark.parametrize("key", sorted(v for k, v in vars(kinds).items()
+                                     if k.endswith(("_LABEL", "_ANNOTATION")) or k.startswith("TAINT_")))
+def test_well_known_keys_are_qualified_names(key: str) -> None:
+    assert "karmada.io/" in key and is_qualified_name(key) == []
 
 
 # -- through a real API server ------------------------------------------------------------------------

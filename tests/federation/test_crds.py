@@ -322,9 +322,6 @@ def federation(apiserver: RunningServer) -> RunningServer:
     return apiserver
 
 
-@pytest.mark.xfail(raises=Invalid, reason="the API server applies core's standard-finalizer check to CRDs, so "
-                   "no update keeps customresourcecleanup.apiextensions.k8s.io (CustomResourceDefinitionStrategy "
-                   "needs kube_finalizers = False, as apiextensions validates with apimachinery's rules)")
 async def test_install_repairs_a_changed_definition(federation: RunningServer) -> None:
     name = "works.work.karmada.io"
     async with Client.from_kubeconfig(federation.kubeconfig) as client:

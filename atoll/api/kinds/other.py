@@ -160,6 +160,7 @@ class CustomResourceDefinitionStrategy(Strategy):
     """CRDs: the name is ``<plural>.<group>``; the storage version is recorded in ``status.storedVersions``."""
 
     tracks_generation = True
+    kube_finalizers = False  # kube validates CRD metadata with the generic rules (its cleanup finalizer is short)
 
     def default(self, obj: Obj) -> None:
         spec = child(obj, "spec")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import json
+import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -163,6 +166,23 @@ async def test_controller_places_scales_falls_back_and_reports(apiserver: Runnin
             await client.patch(RESOURCE_BINDINGS, "api-deployment", {"spec": {"replicas": 6}}, NS)
             await eventually(lambda: placed(RESOURCE_BINDINGS, "api-deployment",
                                             {"member1": 1, "member2": 2, "member3": 3}))
+
+            # Room moves (a status write: nothing is rescheduled for it) and the user triggers a fresh
+            # reschedule with kubectl: everything is divided again by room, current replicas counted.
+            await client.patch_status(CLUSTERS, "member1", {"status": {"resourceSummary": {
+                "allocatable": {"pods": "100"}}}})
+            for name, pods in (("member2", "20"), ("member3", "30")):
+                await client.patch_status(CLUSTERS, name, {"status": {"resourceSummary": {"allocated": {
+                    "pods": pods}}}})
+            trigger = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if shutil.which("kubectl"):
+                await asyncio.to_thread(apiserver.kubectl, "patch", "resourcebinding", "api-deployment", "-n", NS,
+                                        "--type", "merge", "-p",
+                                        json.dumps({"spec": {"rescheduleTriggeredAt": trigger}}))
+            else:
+                await client.patch(RESOURCE_BINDINGS, "api-deployment", {"spec": {"rescheduleTriggeredAt": trigger}},
+                                   NS)
+            await eventually(lambda: placed(RESOURCE_BINDINGS, "api-deployment", {"member1": 6}))
 
             # Nothing fits: NoClusterFit with Karmada's message, and a warning Event.
             await client.create(RESOURCE_BINDINGS, binding("lost", {"clusterAffinity": {"clusterNames": ["nope"]}},

@@ -39,7 +39,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ ENFORCEMENT_ANNOTATION = "atoll.io/resource-enforcement"
 COMPONENT = "kubelet"
 DEFAULT_GRACE = 30
 CONFIG_RETRY = 2.0
+EVENT_MAX_DELAY = 2.0
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
@@ -251,8 +252,9 @@ class _PodWorker:
                 self.wake.clear()
                 self.next_wake = None
                 try:
-                    if await self.sync():
-                        return
+                    with self.kubelet.syncing():
+                        if await self.sync():
+                            return
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -667,6 +669,9 @@ class Kubelet:
         self._tasks: set[asyncio.Task[None]] = set()
         self._events: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue()
         self._node_conditions: list[Obj] = []
+        self._syncs = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
         self._running = False
 
     # -- helpers for workers -------------------------------------------------------------------
@@ -681,9 +686,29 @@ class Kubelet:
         ref = {"kind": "Pod", "apiVersion": "v1", "metadata": pod.get("metadata") or {}}
         self._events.put_nowait((ref, type_, reason, message))
 
+    @contextlib.contextmanager
+    def syncing(self) -> Iterator[None]:
+        """Count a pod sync in progress (events wait for a quiet moment, see :meth:`_send_events`)."""
+        self._syncs += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self._syncs -= 1
+            if not self._syncs:
+                self._quiet.set()
+
     async def _send_events(self) -> None:
+        """Send queued Events, after pod syncs: status writes go first when many pods start at once.
+
+        Events are advice, pod status is state; on a busy API server a burst of starting pods
+        would otherwise wait behind their own Pulled/Created/Started events. An event waits
+        at most ``EVENT_MAX_DELAY`` seconds for the syncs to quiet down.
+        """
         while True:
             obj, type_, reason, message = await self._events.get()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), EVENT_MAX_DELAY)
             await self.recorder.record(obj, type_, reason, message)
 
     async def read_source(self, kind: str, namespace: str, name: str) -> Obj:

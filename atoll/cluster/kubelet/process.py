@@ -12,6 +12,13 @@ Layout under ``root`` (kube's ``/var/log/pods`` layout, plus pid files)::
     pods/<namespace>_<name>_<uid>/work/          default working directory
     run/<container id>.pid                       "<pid> <start time>" while it runs
 
+Containers without limits to apply in the child are started with ``posix_spawn``
+(``setsid``; the working directory through coreutils' ``env -C``) and reaped through a
+pidfd: no ``fork`` of the kubelet's large process blocking the event loop for
+milliseconds per container, and no waiter thread per child. Containers whose limits
+must be set in the child before ``exec`` (rlimits, joining a cgroup) use
+``fork``/``exec`` with a pre-exec function.
+
 When the main process exits, what is left of its process group is killed, as a
 container's PID namespace dies with its init. A kubelet that restarts finds the pid
 files of the instances its predecessor left running and kills them
@@ -25,6 +32,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import pty
@@ -36,6 +44,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from atoll.api.errors import BadRequest, NotFound
 from atoll.cluster.kubelet import limits as limits_mod
@@ -102,11 +111,86 @@ class _PtyProtocol(asyncio.StreamReaderProtocol):
         super().connection_lost(exc)
 
 
+class _Child(Protocol):
+    """A container's main process: what asyncio's ``Process`` and :class:`_SpawnedChild` both offer."""
+
+    pid: int
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+
+    async def wait(self) -> int: ...
+
+
+def _env_chdir() -> str | None:
+    """coreutils' ``env`` if it supports ``-C`` (a working directory for ``posix_spawn``), else None."""
+    env = shutil.which("env")
+    if env is None or not hasattr(os, "posix_spawn") or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        import subprocess
+
+        ok = subprocess.run([env, "-C", "/", "--", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return env if ok else None
+
+
+class _SpawnedChild:
+    """A child started with ``posix_spawn``, reaped when its pidfd becomes readable."""
+
+    def __init__(self, pid: int, stdout: asyncio.StreamReader, stderr: asyncio.StreamReader) -> None:
+        self.pid = pid
+        self.stdout: asyncio.StreamReader | None = stdout
+        self.stderr: asyncio.StreamReader | None = stderr
+        self.returncode: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[int] = self._loop.create_future()
+        self._pidfd = os.pidfd_open(pid)
+        self._loop.add_reader(self._pidfd, self._reap)
+
+    def _reap(self) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: the exit status is lost
+            pid, status = self.pid, 255 << 8
+        if pid == 0:
+            return
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self.returncode = os.waitstatus_to_exitcode(status)
+        if not self._done.done():
+            self._done.set_result(self.returncode)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._done)
+
+
+def _close_all(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _kill_spawned(fut: asyncio.Future[int]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        pid = fut.result()
+        _killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+async def _read_pipe(fd: int) -> asyncio.StreamReader:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    return reader
+
+
 @dataclass
 class _Instance:
     state: ContainerState
     config: ContainerConfig
-    proc: asyncio.subprocess.Process
+    proc: _Child
     cgroup: Path | None
     working_dir: Path
     pid_file: Path
@@ -141,6 +225,7 @@ class ProcessRuntime:
                 self.enforcement = self.limits.describe()
         self._instances: dict[ContainerID, _Instance] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._env_chdir = _env_chdir()
         (self.root / "run").mkdir(parents=True, exist_ok=True)
         (self.root / "pods").mkdir(parents=True, exist_ok=True)
 
@@ -162,11 +247,16 @@ class ProcessRuntime:
         cgroup = None
         if self._cgroups is not None and (config.limits.memory is not None or config.limits.milli_cpu is not None):
             cgroup = self._cgroups.create(config.pod_uid, config.name, config.attempt, config.limits)
+        preexec_fn = limits_mod.preexec(self.limits, config.limits, cgroup)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *config.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, env=dict(config.env), cwd=working_dir, start_new_session=True,
-                preexec_fn=limits_mod.preexec(self.limits, config.limits, cgroup))
+            proc: _Child
+            if preexec_fn is None and self._env_chdir is not None:
+                proc = await self._posix_spawn(config, working_dir)
+            else:
+                proc = await asyncio.create_subprocess_exec(
+                    *config.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, env=dict(config.env), cwd=working_dir, start_new_session=True,
+                    preexec_fn=preexec_fn)
         except FileNotFoundError as exc:
             if not working_dir.is_dir():
                 raise StartError(f"chdir to cwd (\"{working_dir}\") set in config.json failed: "
@@ -185,6 +275,45 @@ class ProcessRuntime:
         logger.debug("started %s/%s container %s attempt %d (pid %d)", config.namespace, config.pod_name,
                      config.name, config.attempt, proc.pid)
         return state
+
+    async def _posix_spawn(self, config: ContainerConfig, working_dir: Path) -> _SpawnedChild:
+        """Start the main process without forking the kubelet (see the module docstring)."""
+        assert self._env_chdir is not None
+        env = dict(config.env)
+        exe = config.argv[0]
+        if "/" not in exe and shutil.which(exe, path=env.get("PATH", os.defpath)) is None:
+            raise FileNotFoundError(errno.ENOENT, "executable file not found", exe)
+        if "/" in exe and not os.access(exe, os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied", exe) if os.path.exists(exe) else \
+                FileNotFoundError(errno.ENOENT, "no such file or directory", exe)
+        if not working_dir.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "no such working directory", str(working_dir))
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        argv = [self._env_chdir, "-C", str(working_dir), "--", *config.argv]
+        actions = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+        # posix_spawn returns once the child has exec'd; on a loaded host that takes milliseconds of
+        # scheduling, so it runs in a thread (it releases the GIL) and never stalls the event loop.
+        spawned = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(os.posix_spawn, argv[0], argv, env, setsid=True, file_actions=actions))
+        try:
+            pid = await asyncio.shield(spawned)
+        except asyncio.CancelledError:
+            spawned.add_done_callback(_kill_spawned)  # no child may outlive a cancelled start
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            if spawned.done():
+                _close_all(out_w, err_w, devnull)
+            else:
+                spawned.add_done_callback(lambda _f: _close_all(out_w, err_w, devnull))
+        return _SpawnedChild(pid, await _read_pipe(out_r), await _read_pipe(err_r))
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]

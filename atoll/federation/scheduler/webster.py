@@ -37,9 +37,14 @@ def fnv32a(data: bytes) -> int:
     return h
 
 
+def names_descending(uid: str) -> bool:
+    """Karmada's per-object coin: an odd FNV-1a hash of the UID breaks ties by names descending."""
+    return bool(uid) and fnv32a(uid.encode()) & 1 == 1
+
+
 def tie_breaker_by_uid(uid: str) -> TieBreaker:
     """Fewer seats first; then names ascending, or descending when ``fnv32a(uid)`` is odd."""
-    descending = bool(uid) and fnv32a(uid.encode()) & 1 == 1
+    descending = names_descending(uid)
 
     def tie(a: Party, b: Party) -> bool:
         if a.seats != b.seats:
@@ -49,14 +54,40 @@ def tie_breaker_by_uid(uid: str) -> TieBreaker:
     return tie
 
 
-def _default_tie(a: Party, b: Party) -> bool:
-    if a.seats != b.seats:
-        return a.seats < b.seats
-    return a.name < b.name
+def allocate_webster_seats(new_seats: int, votes: Mapping[str, int], initial: Mapping[str, int] | None = None,
+                           tie: TieBreaker | None = None, *, descending: bool = False) -> list[Party]:
+    """Hand out ``new_seats`` on top of ``initial``; parties only in ``initial`` vote 0. Sorted by name.
+
+    Without ``tie``, ties go to fewer seats, then to names ascending (``descending``: the
+    other way round, which is ``tie_breaker_by_uid`` for an odd hash) — compared as
+    tuples, so a thousand replicas over a hundred clusters stay cheap. A custom ``tie``
+    is honoured as given (slower: a Python call per comparison).
+    """
+    parties: dict[str, Party] = {n: Party(n, 0, s) for n, s in (initial or {}).items()}
+    for n, v in votes.items():
+        if n in parties:
+            parties[n].votes = v
+        else:
+            parties[n] = Party(n, v, 0)
+    if not parties:
+        return []
+    ordered = sorted(parties.values(), key=lambda p: p.name)
+    if tie is not None:
+        _allocate_with(new_seats, ordered, tie)
+        return ordered
+    rank = {p.name: (-i if descending else i) for i, p in enumerate(ordered)}
+    heap = [(-(float(p.votes) / float(2 * p.seats + 1)), p.seats, rank[p.name], i) for i, p in enumerate(ordered)]
+    heapq.heapify(heap)
+    for _ in range(max(0, new_seats)):
+        _, seats, r, i = heap[0]
+        party = ordered[i]
+        party.seats = seats + 1
+        heapq.heapreplace(heap, (-(float(party.votes) / float(2 * party.seats + 1)), party.seats, r, i))
+    return ordered
 
 
 class _Entry:
-    """A heap entry ordered by Webster priority, then by the tie breaker (smallest pops first)."""
+    """A heap entry for a custom tie breaker: Webster priority first, then ``tie``."""
 
     __slots__ = ("party", "priority", "tie")
 
@@ -71,25 +102,13 @@ class _Entry:
         return self.priority > other.priority
 
 
-def allocate_webster_seats(new_seats: int, votes: Mapping[str, int], initial: Mapping[str, int] | None = None,
-                           tie: TieBreaker | None = None) -> list[Party]:
-    """Hand out ``new_seats`` on top of ``initial``; parties only in ``initial`` vote 0. Sorted by name."""
-    parties: dict[str, Party] = {n: Party(n, 0, s) for n, s in (initial or {}).items()}
-    for n, v in votes.items():
-        if n in parties:
-            parties[n].votes = v
-        else:
-            parties[n] = Party(n, v, 0)
-    if not parties:
-        return []
-    breaker = tie or _default_tie
-    heap = [_Entry(p, breaker) for p in parties.values()]
+def _allocate_with(new_seats: int, parties: list[Party], tie: TieBreaker) -> None:
+    heap = [_Entry(p, tie) for p in parties]
     heapq.heapify(heap)
     for _ in range(max(0, new_seats)):
         entry = heapq.heappop(heap)
         entry.party.seats += 1
-        heapq.heappush(heap, _Entry(entry.party, breaker))
-    return sorted(parties.values(), key=lambda p: p.name)
+        heapq.heappush(heap, _Entry(entry.party, tie))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +133,7 @@ def allocate_by_weight(replicas: int, weights: Iterable[WeightInfo], *, init: li
         return result
     initial = {str(c["name"]): int(c.get("replicas") or 0) for c in result}
     votes = {w.name: w.weight for w in weight_list}
-    parties = allocate_webster_seats(replicas, votes, initial, tie_breaker_by_uid(uid))
+    parties = allocate_webster_seats(replicas, votes, initial, descending=names_descending(uid))
     return [{"name": p.name, "replicas": p.seats} for p in parties]
 
 

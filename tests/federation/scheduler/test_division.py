@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atoll.federation.scheduler.assignment import assign_replicas, merge_target_clusters, reschedule_required
 from atoll.federation.scheduler.framework import SchedulingError, UnschedulableError
@@ -20,6 +22,7 @@ from atoll.federation.scheduler.webster import (
     allocate_by_weight,
     allocate_webster_seats,
     fnv32a,
+    names_descending,
     spread_by_target_clusters,
     tie_breaker_by_uid,
 )
@@ -252,3 +255,15 @@ def test_merge_target_clusters() -> None:
     assert merge_target_clusters(tc(a=1, b=2), tc(b=3, c=4)) == tc(b=5, c=4, a=1)
     assert merge_target_clusters([], tc(a=1)) == tc(a=1)
     assert merge_target_clusters(tc(a=1), []) == tc(a=1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 40), min_size=1, max_size=6),
+       st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 5), max_size=4),
+       st.integers(0, 60), st.sampled_from(["", EVEN_UID, ODD_UID]))
+def test_tuple_heap_equals_karmadas_comparator(votes: dict[str, int], initial: dict[str, int], seats: int,
+                                               uid: str) -> None:
+    # The fast path (tuples) hands out seats exactly as the comparator Karmada's heap uses.
+    fast = allocate_webster_seats(seats, votes, initial, descending=names_descending(uid))
+    slow = allocate_webster_seats(seats, votes, initial, tie_breaker_by_uid(uid))
+    assert [(p.name, p.seats) for p in fast] == [(p.name, p.seats) for p in slow]

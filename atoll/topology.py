@@ -154,10 +154,14 @@ def from_dict(doc: Any, *, source: str = "topology") -> Topology:
 
 
 def single(name: str, *, nodes: int = 1, runtime: str = "process", cpu: str = "4", memory: str = "16Gi",
-           pods: int = 110, index: int = 0) -> ClusterTopology:
+           pods: int = 110, index: int = 0, pod_cidr: str = "", service_cidr: str = "") -> ClusterTopology:
     """A one-cluster topology for ``atoll cluster run --nodes N`` without a file."""
-    doc = {"name": name, "runtime": runtime, "zones": [f"{name}-a"],
-           "nodes": [{"count": nodes, "cpu": cpu, "memory": memory, "pods": pods}]}
+    doc: dict[str, Any] = {"name": name, "runtime": runtime, "zones": [f"{name}-a"],
+                           "nodes": [{"count": nodes, "cpu": cpu, "memory": memory, "pods": pods}]}
+    if pod_cidr:
+        doc["podCIDR"] = pod_cidr
+    if service_cidr:
+        doc["serviceCIDR"] = service_cidr
     return _cluster(doc, index, "cluster")
 
 

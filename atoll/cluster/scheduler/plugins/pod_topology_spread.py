@@ -14,6 +14,7 @@ REASON = "node(s) didn't match pod topology spread constraints"
 MISSING_LABEL = unschedulable("node(s) didn't match pod topology spread constraints (missing required label)",
                               resolvable=False)
 SKEWED = unschedulable(REASON)
+_COUNTS = "PodTopologySpread/counts"
 
 
 def _constraints(pod: Obj, mode: str) -> list[Obj]:
@@ -22,6 +23,19 @@ def _constraints(pod: Obj, mode: str) -> list[Obj]:
 
 
 def _counts(ctx: CycleContext, constraint: Obj) -> Counter[str]:
+    """Matching pods per domain of the constraint's key, over every node; once per cycle and constraint.
+
+    A DoNotSchedule constraint is counted for the filter and again for the score: the
+    same walk over every pod of every node, so the first result is kept for the second.
+    """
+    memo: dict[int, Counter[str]] = ctx.cache.setdefault(_COUNTS, {})
+    counts = memo.get(id(constraint))
+    if counts is None:
+        counts = memo[id(constraint)] = _count(ctx, constraint)
+    return counts
+
+
+def _count(ctx: CycleContext, constraint: Obj) -> Counter[str]:
     key = constraint.get("topologyKey", "")
     selector = LabelSelector.from_dict(constraint.get("labelSelector"))
     ns = (ctx.pod.get("metadata") or {}).get("namespace")
@@ -31,6 +45,8 @@ def _counts(ctx: CycleContext, constraint: Obj) -> Counter[str]:
         if domain is None:
             continue
         counts.setdefault(domain, 0)
+        if not len(node):  # most nodes of a big cluster hold few pods, many none
+            continue
         for p in node.pod_objects():
             md = p.get("metadata") or {}
             if md.get("namespace") == ns and not md.get("deletionTimestamp") \

@@ -15,7 +15,9 @@
   replicas counted as room where they run.
 
 Workloads without replicas and requirements (ConfigMaps, Services) go to every selected
-cluster without a replica count.
+cluster without a replica count. A ``clusterAffinities`` term with ``overflowAffinities``
+fills its own clusters first and overflows group by group (each tier divided by the
+strategy above), emptying the last groups first when scaling down.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from atoll.federation.scheduler.placement import (
     DYNAMIC_WEIGHT_STRATEGY,
     STATIC_WEIGHT_STRATEGY,
     cluster_matches,
+    overflow_enabled,
     strategy_type,
     sum_replicas,
     target_clusters,
@@ -215,6 +218,36 @@ def assign_replicas(clusters: list[ClusterDetail], spec: Mapping[str, Any], stat
     workload = int(spec.get("replicas") or 0) > 0 or spec.get("replicaRequirements") is not None
     if not (workload and len(spec.get("components") or []) <= 1):
         return [{"name": c.name, "replicas": 0} for c in clusters]
+    if overflow_enabled(spec.get("placement") or {}, status):
+        return _assign_overflowing(clusters, spec, status)
+    return _assign_to(clusters, spec, status)
+
+
+def _assign_to(clusters: list[ClusterDetail], spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[Obj]:
     state = _State(clusters, spec, status)
     result = _ASSIGNERS[state.strategy](state)
     return [{"name": c["name"], "replicas": int(c["replicas"])} for c in result if int(c["replicas"]) > 0]
+
+
+def _assign_overflowing(clusters: list[ClusterDetail], spec: Mapping[str, Any],
+                        status: Mapping[str, Any]) -> list[Obj]:
+    """Fill the term's own clusters first, then each overflow group in order, as much as each can hold.
+
+    Scaling down empties the last groups first: each tier is assigned its share of the
+    new total in order, and tiers after the total is reached get nothing.
+    """
+    tiers: dict[int, list[ClusterDetail]] = {}
+    for c in clusters:
+        tiers.setdefault(c.overflow_order, []).append(c)
+    remaining = int(spec.get("replicas") or 0)
+    out: list[Obj] = []
+    for order in sorted(tiers):
+        tier = tiers[order]
+        share = min(remaining, sum(c.available_replicas for c in tier))
+        out += _assign_to(tier, {**spec, "replicas": share}, status)
+        remaining -= share
+        if remaining <= 0:
+            break
+    if remaining > 0:
+        raise UnschedulableError("Clusters available replicas are not enough to schedule.")
+    return out

@@ -134,6 +134,41 @@ def affinity_index(terms: list[Obj], observed: str) -> int:
     return 0
 
 
+def observed_term(placement: Mapping[str, Any], status: Mapping[str, Any]) -> Obj | None:
+    """The ``clusterAffinities`` term named by ``status.schedulerObservingAffinityName`` (None without one)."""
+    if placement.get("clusterAffinity") is not None:
+        return None
+    observed = status.get("schedulerObservingAffinityName") or ""
+    for term in placement.get("clusterAffinities") or []:
+        if (term.get("affinityName") or "") == observed:
+            return dict(term)
+    return None
+
+
+def overflow_enabled(placement: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """``enableOverflow``: the term in use has ``overflowAffinities``."""
+    if placement.get("clusterAffinity") is not None or placement.get("clusterAffinities") is None:
+        return False
+    if not status.get("schedulerObservingAffinityName"):
+        return False
+    term = observed_term(placement, status)
+    return term is not None and term.get("overflowAffinities") is not None
+
+
+def overflow_order(cluster: Mapping[str, Any], placement: Mapping[str, Any], status: Mapping[str, Any]) -> int:
+    """``getClusterOverflowOrder``: 0 for the term's own clusters, ``i+1`` for its ``i``-th overflow group."""
+    if placement.get("clusterAffinity") is not None or not placement.get("clusterAffinities"):
+        return 0
+    term = observed_term(placement, status)
+    if term is not None:
+        if cluster_matches(cluster, term):
+            return 0
+        for i, overflow in enumerate(term.get("overflowAffinities") or []):
+            if cluster_matches(cluster, overflow):
+                return i + 1
+    return 1000
+
+
 # -- binding spec ---------------------------------------------------------------------------
 
 def target_clusters(spec: Mapping[str, Any]) -> list[Obj]:

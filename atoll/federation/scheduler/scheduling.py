@@ -55,7 +55,7 @@ class GenericScheduler:
             raise FitError(len(clusters), rejected)
         scores = self.framework.prioritize(ctx, feasible)
         try:
-            grouped = group_clusters(scores, spec, self.available)
+            grouped = group_clusters(scores, spec, self.available, status)
             return select_best_clusters(spec.get("placement") or {}, grouped, int(spec.get("replicas") or 0))
         except SchedulingError as exc:
             raise wrap("failed to select clusters", exc) from exc

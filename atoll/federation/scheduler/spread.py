@@ -40,6 +40,7 @@ from atoll.federation.scheduler.placement import (
     cluster_spec,
     cluster_zones,
     division_preference,
+    overflow_order,
     replica_scheduling,
     replica_scheduling_type,
     spread_constraints,
@@ -141,16 +142,19 @@ def group_score(clusters: list[ClusterDetail], spec: Mapping[str, Any], min_grou
     return target * WEIGHT_UNIT + total_score // valid
 
 
-def group_clusters(scores: list[ClusterScore], spec: Mapping[str, Any], available: AvailableFn) -> GroupedClusters:
+def group_clusters(scores: list[ClusterScore], spec: Mapping[str, Any], available: AvailableFn,
+                   status: Mapping[str, Any] | None = None) -> GroupedClusters:
     """``GroupClustersWithScore``: cluster details, sorted, and the topology groups the placement spreads by."""
     placement = spec.get("placement") or {}
+    status = status or {}
     clusters = [s.cluster for s in scores]
     estimates = available(clusters, spec)
     infos = []
     for s, estimate in zip(scores, estimates, strict=True):
         free = int(estimate["replicas"])
         infos.append(ClusterDetail(name=s.name, score=s.score, cluster=s.cluster, allocatable_replicas=free,
-                                   available_replicas=free + assigned_replicas_for(spec, s.name)))
+                                   available_replicas=free + assigned_replicas_for(spec, s.name),
+                                   overflow_order=overflow_order(s.cluster, placement, status)))
     grouped = GroupedClusters(sort_clusters(infos))
     if is_topology_ignored(placement):
         return grouped

@@ -267,3 +267,34 @@ def test_tuple_heap_equals_karmadas_comparator(votes: dict[str, int], initial: d
     fast = allocate_webster_seats(seats, votes, initial, descending=names_descending(uid))
     slow = allocate_webster_seats(seats, votes, initial, tie_breaker_by_uid(uid))
     assert [(p.name, p.seats) for p in fast] == [(p.name, p.seats) for p in slow]
+
+
+OVERFLOW = {"clusterAffinities": [{"affinityName": "home", "clusterNames": ["m1"],
+                                   "overflowAffinities": [{"affinityName": "burst", "clusterNames": ["m2"]},
+                                                          {"affinityName": "last", "clusterNames": ["m3"]}]}],
+            "replicaScheduling": AGGREGATED}
+
+
+@pytest.mark.parametrize(("replicas", "current", "want"), [
+    (3, [], {"m1": 3}),                                   # the home group holds it
+    (5, [], {"m1": 3, "m2": 2}),                          # overflow to the first extra group
+    (12, [], {"m1": 3, "m2": 4, "m3": 5}),                # and the next
+    (2, tc(m1=3, m2=2), {"m1": 2}),                       # scale down empties the overflow first
+    (6, tc(m1=3, m2=2), {"m1": 3, "m2": 3}),
+])
+def test_overflow_affinities_fill_groups_in_order(replicas: int, current: list[Obj], want: dict[str, int]) -> None:
+    # Karmada's assignWorkloadReplicas with enableOverflow: tiers by overflow order, each given what it holds.
+    room = {"m1": 3, "m2": 4, "m3": 5}
+    clusters = [ClusterDetail(n, allocatable_replicas=room[n] - r, overflow_order=i,
+                              available_replicas=room[n], cluster={"metadata": {"name": n}})
+                for i, (n, r) in enumerate((n, as_map(current).get(n, 0)) for n in ("m1", "m2", "m3"))]
+    spec = {"replicas": replicas, "replicaRequirements": {"resourceRequest": {}}, "clusters": current,
+            "placement": OVERFLOW}
+    assert as_map(assign_replicas(clusters, spec, {"schedulerObservingAffinityName": "home"})) == want
+
+
+def test_overflow_beyond_every_group_is_unschedulable() -> None:
+    clusters = [ClusterDetail("m1", allocatable_replicas=3, available_replicas=3, cluster={"metadata": {"name": "m1"}})]
+    spec = {"replicas": 4, "replicaRequirements": {"resourceRequest": {}}, "placement": OVERFLOW}
+    with pytest.raises(UnschedulableError, match=r"^Clusters available replicas are not enough to schedule\.$"):
+        assign_replicas(clusters, spec, {"schedulerObservingAffinityName": "home"})

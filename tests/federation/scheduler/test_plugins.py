@@ -295,3 +295,23 @@ def test_deleting_clusters_are_skipped_but_counted() -> None:
         GenericScheduler().schedule(spec, {}, [gone])
     assert GenericScheduler().schedule(spec, {}, [gone, cluster("m2", apis=DEPLOYMENT_APIS)]) == \
         [{"name": "m2", "replicas": 0}]
+
+
+def test_overflow_groups_pass_the_affinity_filter_for_workloads_only_and_sort_last() -> None:
+    placement = {"clusterAffinities": [{"affinityName": "home", "clusterNames": ["m1"],
+                                        "overflowAffinities": [{"affinityName": "burst", "clusterNames": ["m2"]}]}]}
+    workload = ctx(placement, replicas=2)
+    workload.status["schedulerObservingAffinityName"] = "home"
+    config = ctx(placement)
+    config.status["schedulerObservingAffinityName"] = "home"
+    assert ClusterAffinity().filter(workload, cluster("m2")).ok
+    assert not ClusterAffinity().filter(config, cluster("m2")).ok
+    assert not ClusterAffinity().filter(workload, cluster("m3")).ok
+    clusters = [cluster("m2", apis=DEPLOYMENT_APIS, summary=summary(10)),
+                cluster("m1", apis=DEPLOYMENT_APIS, summary=summary(1))]
+    binding = {"metadata": {"name": "w", "namespace": "ns"},
+               "spec": {**workload.spec, "replicaRequirements": {"resourceRequest": {}},
+                        "placement": {**placement, "replicaScheduling": {"replicaDivisionPreference": "Aggregated"}}}}
+    outcome = GenericScheduler().decide(binding, clusters)
+    assert outcome.clusters == [{"name": "m1", "replicas": 1}, {"name": "m2", "replicas": 1}]
+    assert outcome.affinity_name == "home"

@@ -17,31 +17,39 @@ from atoll.federation.scheduler.framework import (
     Status,
     unschedulable,
 )
-from atoll.federation.scheduler.placement import cluster_matches
+from atoll.federation.scheduler.placement import cluster_matches, is_workload
 
 Obj = dict[str, Any]
 REASON = "cluster(s) did not match the placement cluster affinity constraint"
 
 
-def active_affinity(ctx: BindingContext) -> tuple[bool, Obj | None]:
-    """(whether an affinity applies, the affinity): the single one, or the observed term's."""
+def active_affinities(ctx: BindingContext) -> list[Obj] | None:
+    """The affinities a cluster may match (any one suffices); None when nothing restricts.
+
+    For ``clusterAffinities`` that is the term in use and, for workloads, its
+    ``overflowAffinities`` (the groups replicas overflow to when the term is full; a
+    ConfigMap consumes nothing, so it stays in the primary group).
+    """
     placement = ctx.placement
     single = placement.get("clusterAffinity")
     if single is not None:
-        return True, single
+        return [single]
     observed = ctx.status.get("schedulerObservingAffinityName") or ""
     for term in placement.get("clusterAffinities") or []:
         if (term.get("affinityName") or "") == observed:
-            return True, term
-    return False, None
+            out = [term]
+            if is_workload(ctx.spec):
+                out += list(term.get("overflowAffinities") or [])
+            return out
+    return None
 
 
 class ClusterAffinity:
     NAME: ClassVar[str] = "ClusterAffinity"
 
     def filter(self, ctx: BindingContext, cluster: Obj) -> Status:
-        applies, affinity = active_affinity(ctx)
-        if not applies or cluster_matches(cluster, affinity):
+        affinities = active_affinities(ctx)
+        if affinities is None or any(cluster_matches(cluster, a) for a in affinities):
             return SUCCESS
         return unschedulable(REASON)
 

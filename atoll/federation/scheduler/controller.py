@@ -4,7 +4,8 @@ What it does follows ``pkg/scheduler/scheduler.go``:
 
 - A (Cluster)ResourceBinding is queued when it appears and when its generation changes
   (status writes never queue it); one for another ``schedulerName`` or with
-  ``spec.suspension.scheduling`` is left alone.
+  ``spec.suspension.scheduling`` is left alone. (Karmada also ignores bindings without a
+  policy's permanent-id or managed-by label; Atoll schedules every binding it is named for.)
 - It is scheduled when its placement differs from the one it was last scheduled with
   (the ``policy.karmada.io/applied-placement`` annotation; for ordered
   ``clusterAffinities`` only the term in use counts), when its replicas no longer add up

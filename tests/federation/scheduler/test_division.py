@@ -298,3 +298,24 @@ def test_overflow_beyond_every_group_is_unschedulable() -> None:
     spec = {"replicas": 4, "replicaRequirements": {"resourceRequest": {}}, "placement": OVERFLOW}
     with pytest.raises(UnschedulableError, match=r"^Clusters available replicas are not enough to schedule\.$"):
         assign_replicas(clusters, spec, {"schedulerObservingAffinityName": "home"})
+
+
+def test_karmada_quick_start_sample_puts_one_nginx_on_each_member() -> None:
+    # Karmada's quick start (samples/nginx): 2 replicas, static weights 1:1 on member1 and member2 ->
+    # "nginx 1/1 on member1, 1/1 on member2" as its README shows.
+    from pathlib import Path
+
+    import yaml
+
+    from atoll.federation.scheduler.scheduling import GenericScheduler
+
+    docs = list(yaml.safe_load_all((Path(__file__).parent.parent / "samples" / "quickstart-nginx.yaml").read_text()))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    policy = next(d for d in docs if d["kind"] == "PropagationPolicy")
+    apis = [{"groupVersion": "apps/v1", "resources": [{"name": "deployments", "kind": "Deployment"}]}]
+    clusters = [{"metadata": {"name": n}, "spec": {}, "status": {"apiEnablements": apis, "resourceSummary": {
+        "allocatable": {"pods": "110", "cpu": "4"}}}} for n in ("member1", "member2", "member3")]
+    spec = {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "nginx", "namespace": "default",
+                         "uid": ""}, "replicas": deployment["spec"]["replicas"],
+            "replicaRequirements": {"resourceRequest": {}}, "placement": policy["spec"]["placement"]}
+    assert GenericScheduler().schedule(spec, {}, clusters) == tc(member1=1, member2=1)

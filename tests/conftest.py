@@ -33,16 +33,16 @@ class RunningServer:
         return proc
 
 
-def start_apiserver(state_dir: Path, *, storage: str = "", name: str = "atoll",
-                    timeout: float = 60) -> RunningServer:
-    """Start ``atoll apiserver`` as a real process on a free loopback port."""
-    args = [sys.executable, "-m", "atoll.cli.main", "apiserver", "--listen", "127.0.0.1:0",
-            "--state-dir", str(state_dir), "--name", name]
-    if storage:
-        args += ["--storage", storage]
-    log = open(state_dir.parent / f"{state_dir.name}.log", "w")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def start_atoll(args: list[str], state_dir: Path, *, timeout: float = 90) -> RunningServer:
+    """Start an ``atoll`` command that prints ``... ready at URL ...`` and serves STATE_DIR/kubeconfig.
+
+    Its stderr goes to ``<state_dir>.log`` beside the state directory; it runs in its own session, so a
+    test can kill it (and only it) as an outage would.
+    """
+    log_path = state_dir.parent / f"{state_dir.name}.log"
+    log = open(log_path, "a")
+    proc = subprocess.Popen([sys.executable, "-m", "atoll.cli.main", *args], stdout=subprocess.PIPE, stderr=log,
+                            text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     line = ""
@@ -53,34 +53,33 @@ def start_apiserver(state_dir: Path, *, storage: str = "", name: str = "atoll",
     if "ready at" not in line:
         proc.kill()
         log.close()
-        raise RuntimeError(f"apiserver did not start: {line!r}; see {log.name}:\n"
-                           + (state_dir.parent / f"{state_dir.name}.log").read_text()[-3000:])
+        raise RuntimeError(f"atoll {' '.join(args[:2])} did not start: {line!r}; see {log_path}:\n"
+                           + log_path.read_text()[-3000:])
     url = line.split("ready at ", 1)[1].split(" ", 1)[0]
     return RunningServer(url=url, kubeconfig=state_dir / "kubeconfig", state_dir=state_dir, process=proc)
+
+
+def start_apiserver(state_dir: Path, *, storage: str = "", name: str = "atoll",
+                    timeout: float = 60) -> RunningServer:
+    """Start ``atoll apiserver`` as a real process on a free loopback port."""
+    args = ["apiserver", "--listen", "127.0.0.1:0", "--state-dir", str(state_dir), "--name", name]
+    if storage:
+        args += ["--storage", storage]
+    return start_atoll(args, state_dir, timeout=timeout)
 
 
 def start_cluster(state_dir: Path, *, name: str = "atoll", nodes: int = 2, runtime: str = "process",
                   extra: tuple[str, ...] = (), timeout: float = 90) -> RunningServer:
     """Start ``atoll cluster run`` (a whole member cluster) as a real process; returns when nodes are Ready."""
-    args = [sys.executable, "-m", "atoll.cli.main", "cluster", "run", "--name", name, "--nodes", str(nodes),
-            "--runtime", runtime, "--state-dir", str(state_dir), *extra]
-    log = open(state_dir.parent / f"{state_dir.name}.log", "w")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if "ready at" in line or not line:
-            break
-    if "ready at" not in line:
-        proc.kill()
-        log.close()
-        raise RuntimeError(f"cluster did not start: {line!r}; see {log.name}:\n"
-                           + (state_dir.parent / f"{state_dir.name}.log").read_text()[-3000:])
-    url = line.split("ready at ", 1)[1].split(" ", 1)[0]
-    return RunningServer(url=url, kubeconfig=state_dir / "kubeconfig", state_dir=state_dir, process=proc)
+    return start_atoll(["cluster", "run", "--name", name, "--nodes", str(nodes), "--runtime", runtime,
+                        "--state-dir", str(state_dir), *extra], state_dir, timeout=timeout)
+
+
+def start_federation(state_dir: Path, *, listen: str = "127.0.0.1:0", extra: tuple[str, ...] = (),
+                     timeout: float = 90) -> RunningServer:
+    """Start ``atoll federation run`` as a real process."""
+    return start_atoll(["federation", "run", "--listen", listen, "--state-dir", str(state_dir), *extra], state_dir,
+                       timeout=timeout)
 
 
 def stop_process(proc: subprocess.Popen[str]) -> None:

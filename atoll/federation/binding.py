@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import orjson
+
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
 from atoll.client import Client, Resource
 from atoll.federation.detector import CRB_FINALIZER, CRB_ID_LABEL, RB_FINALIZER, RB_ID_LABEL
@@ -37,7 +39,14 @@ from atoll.federation.kinds import (
     cluster_of_execution_namespace,
     execution_namespace,
 )
-from atoll.federation.overrides import OverrideResult, apply_overrides, matches_selectors
+from atoll.federation.overrides import (
+    APPLIED_CLUSTER_OVERRIDES,
+    APPLIED_OVERRIDES,
+    OverrideError,
+    OverrideResult,
+    apply_overrides,
+    matches_selectors,
+)
 from atoll.federation.scheduler.webster import spread_by_target_clusters
 from atoll.machinery.controlling import Controller, Result
 from atoll.machinery.events import EventRecorder
@@ -318,11 +327,12 @@ class BindingController(Controller):
         self.bindings.add_handler(self._on_binding)
         self.works = Informer(client, WORKS)
         self.works.add_handler(self._on_work)
-        self.clusters = self.watch(Informer(client, CLUSTERS), key_for=self._bindings_on_cluster)
+        self.clusters = Informer(client, CLUSTERS)
+        self.clusters.add_handler(self._on_cluster)
         self.override_policies = self.watch(Informer(client, OVERRIDE_POLICIES), key_for=self._bindings_for_policy)
         self.cluster_override_policies = self.watch(Informer(client, CLUSTER_OVERRIDE_POLICIES),
                                                     key_for=self._bindings_for_policy)
-        self.informers += [self.bindings, self.works]
+        self.informers += [self.bindings, self.works, self.clusters]
         self._namespaces: set[str] = set()
 
     # -- event mapping ----------------------------------------------------------------------
@@ -358,6 +368,17 @@ class BindingController(Controller):
             return
         key = self._binding_key_of_work(obj)
         if key is not None:
+            self.queue.add(key)
+
+    def _on_cluster(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        """Only what override rules look at (labels and spec) matters, not the status heartbeats."""
+        obj = new if new is not None else old
+        if obj is None:
+            return
+        if event == "MODIFIED" and old is not None and new is not None and old.get("spec") == new.get("spec") \
+                and (old.get("metadata") or {}).get("labels") == (new.get("metadata") or {}).get("labels"):
+            return
+        for key in self._bindings_on_cluster(obj):
             self.queue.add(key)
 
     def _bindings_on_cluster(self, cluster: Obj) -> list[str]:
@@ -446,8 +467,8 @@ class BindingController(Controller):
         if changed:
             what = f"{md.get('namespace')}/{md.get('name')}" if md.get("namespace") else str(md.get("name"))
             message = f"Sync work of {binding.get('kind')}({what}) successful."
-            await self.recorder.record(binding, "Normal", "SyncSucceed", message)
-            await self.recorder.record(template, "Normal", "SyncSucceed", message)
+            await self.recorder.record(binding, "Normal", "SyncWorkSucceed", message)
+            await self.recorder.record(template, "Normal", "SyncWorkSucceed", message)
         return Result()
 
     async def _ensure_namespace(self, name: str) -> None:
@@ -477,14 +498,35 @@ class BindingController(Controller):
             try:
                 desired = build_work(binding, template, target, cluster=cluster, override_policies=override_policies,
                                      cluster_override_policies=cluster_override_policies, completions=completions)
-                changed |= await self._write_work(desired)
+            except OverrideError as exc:
+                await self.recorder.record(template, "Warning", "ApplyOverridePolicyFailed",
+                                           f"Apply override policies for cluster({target.get('name')}) failed: {exc}")
+                errors.append(f"cluster {target.get('name')}: {exc}")
+                continue
+            try:
+                written = await self._write_work(desired)
             except Conflict:
                 raise
             except Exception as exc:
                 errors.append(f"cluster {target.get('name')}: {exc}")
+                continue
+            changed |= written
+            if written:
+                await self._record_overrides(template, desired, str(target.get("name")))
         if errors:
             raise RuntimeError("; ".join(errors))
         return changed
+
+    async def _record_overrides(self, template: Obj, work: Obj, cluster: str) -> None:
+        """``ApplyOverridePolicySucceed`` on the template for each policy that changed this cluster's manifest."""
+        annotations = work["metadata"].get("annotations") or {}
+        namespace = (template.get("metadata") or {}).get("namespace")
+        for key, scope in ((APPLIED_CLUSTER_OVERRIDES, "cluster override policy"), (APPLIED_OVERRIDES, "override policy")):
+            for item in orjson.loads(annotations.get(key) or "[]"):
+                name = item.get("policyName")
+                what = f"{namespace}/{name}" if scope == "override policy" and namespace else name
+                await self.recorder.record(template, "Normal", "ApplyOverridePolicySucceed",
+                                           f"Apply {scope}({what}) for cluster({cluster}) succeed.")
 
     async def _write_work(self, desired: Obj) -> bool:
         md = desired["metadata"]

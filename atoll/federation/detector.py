@@ -36,8 +36,10 @@ from atoll.api.errors import AlreadyExists, NotFound
 from atoll.api.meta import parse_quantity
 from atoll.client import Client, Resource
 from atoll.federation.kinds import (
+    CLUSTER_OVERRIDE_POLICIES,
     CLUSTER_PROPAGATION_POLICIES,
     CLUSTER_RESOURCE_BINDINGS,
+    OVERRIDE_POLICIES,
     PROPAGATION_POLICIES,
     RESOURCE_BINDINGS,
     is_reserved_namespace,
@@ -429,6 +431,8 @@ class Detector(Controller):
         self.bindings = Informer(client, RESOURCE_BINDINGS)
         self.cluster_bindings = Informer(client, CLUSTER_RESOURCE_BINDINGS)
         self.informers += [self.bindings, self.cluster_bindings]
+        self.override_policies = self._watch_overrides(OVERRIDE_POLICIES)
+        self.cluster_override_policies = self._watch_overrides(CLUSTER_OVERRIDE_POLICIES)
         self.templates: dict[tuple[str, str], Informer] = {}
         for res in DEFAULT_RESOURCES if resources is None else resources:
             self.informers.append(self._watch_template(res))
@@ -448,6 +452,32 @@ class Detector(Controller):
         informer.add_handler(handler)
         self.informers.append(informer)
         return informer
+
+    def _watch_overrides(self, res: Resource) -> Informer:
+        """Override policies, for ``dependentOverrides``: a new one releases the policies waiting for it."""
+        informer = Informer(self.client, res)
+        cluster_scoped = not res.namespaced
+
+        def handler(event: str, old: Obj | None, new: Obj | None) -> None:
+            if event != "ADDED" or new is None:
+                return
+            md = new.get("metadata") or {}
+            policies = (self.cluster_policies if cluster_scoped else self.policies).lister.list(
+                None if cluster_scoped else md.get("namespace"))
+            for policy in policies:
+                if md.get("name") in ((policy.get("spec") or {}).get("dependentOverrides") or []):
+                    self.queue.add(f"{'cpp' if cluster_scoped else 'pp'}|{key_of(policy)}")
+
+        informer.add_handler(handler)
+        self.informers.append(informer)
+        return informer
+
+    def _missing_overrides(self, policy: Mapping[str, Any], *, cluster_policy: bool) -> list[str]:
+        """``IsDependentOverridesPresent``: the ``dependentOverrides`` that do not exist (yet)."""
+        ns = (policy.get("metadata") or {}).get("namespace")
+        lister = (self.cluster_override_policies if cluster_policy else self.override_policies).lister
+        return [str(name) for name in (policy.get("spec") or {}).get("dependentOverrides") or []
+                if lister.get(str(name) if cluster_policy else f"{ns}/{name}") is None]
 
     def _watch_template(self, res: Resource) -> Informer:
         informer = Informer(self.client, res)
@@ -593,6 +623,10 @@ class Detector(Controller):
         pmd = policy.get("metadata") or {}
         what = f"cluster policy({pmd.get('name')})" if cluster_policy else \
             f"policy({pmd.get('namespace')}/{pmd.get('name')})"
+        missing = self._missing_overrides(policy, cluster_policy=cluster_policy)
+        if missing:
+            # Karmada retries until they exist; their creation requeues the policy as well.
+            raise RuntimeError(f"waiting for dependent overrides {', '.join(missing)} of {what}")
         try:
             template = await self._claim(template, policy, cluster_policy=cluster_policy)
             changed = await self._write_binding(template, policy, cluster_policy=cluster_policy)

@@ -29,7 +29,12 @@ from atoll.federation.detector import (
     skipped_namespace,
     spec_changed,
 )
-from atoll.federation.kinds import CLUSTER_PROPAGATION_POLICIES, PROPAGATION_POLICIES, RESOURCE_BINDINGS
+from atoll.federation.kinds import (
+    CLUSTER_PROPAGATION_POLICIES,
+    OVERRIDE_POLICIES,
+    PROPAGATION_POLICIES,
+    RESOURCE_BINDINGS,
+)
 from tests.conftest import RunningServer
 from tests.waiting import eventually
 
@@ -409,3 +414,20 @@ async def test_kinds_named_by_a_policy_are_watched(apiserver: RunningServer) -> 
 
 async def _is(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
+
+
+async def test_dependent_overrides_are_waited_for(apiserver: RunningServer) -> None:
+    ns = "waits"
+    async with detector(apiserver) as client:
+        await client.create(NAMESPACES, {"metadata": {"name": ns}})
+        await client.create(PROPAGATION_POLICIES, policy("needs-op", ns, {**DEP, "name": "web"},
+                                                         dependentOverrides=["registry"]))
+        await client.create(DEPLOYMENTS, deployment("web", ns) | {"metadata": {"name": "web", "namespace": ns}})
+        await asyncio.sleep(0.5)
+        assert await claimed_by(client, ns, "web") is None
+        assert await binding_of(client, ns, "web") is None
+        await client.create(OVERRIDE_POLICIES, {"apiVersion": "policy.karmada.io/v1alpha1", "kind": "OverridePolicy",
+                                                "metadata": {"name": "registry", "namespace": ns},
+                                                "spec": {"overrideRules": []}})
+        await eventually(lambda: _is(claimed_by(client, ns, "web"), "pp:needs-op"), timeout=10)
+        await eventually(lambda: binding_of(client, ns, "web"))

@@ -203,6 +203,8 @@ class _PodWorker:
         self.containers: dict[str, _Container] = {}
         self.ip: str | None = None
         self.written: Obj | None = None
+        self.written_rv: str | None = None
+        self.written_seen = False
         self.start_time: str | None = (pod.get("status") or {}).get("startTime")
         self.adopted_terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
         """A pod that was already over before this kubelet started: nothing to run or report."""
@@ -236,7 +238,20 @@ class _PodWorker:
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
+        if self.written_rv is not None and pod["metadata"].get("resourceVersion") == self.written_rv:
+            self.written_seen = True
         self.wake.set()
+
+    def _api_differs(self, status: Obj) -> bool:
+        """Whether someone else changed the status we own since our last write came back to us.
+
+        Kube's status manager re-syncs from the API server the same way; before our own
+        write has come back through the watch, the cached pod is simply older, not changed.
+        """
+        if not self.written_seen or self.pod["metadata"].get("resourceVersion") == self.written_rv:
+            return False
+        api = self.pod.get("status") or {}
+        return any(api.get(k) != v for k, v in status.items())
 
     def all(self, *, init: bool) -> list[_Container]:
         return [c for c in self.containers.values() if c.init == init]
@@ -621,15 +636,17 @@ class _PodWorker:
             for c in self.containers.values():
                 c.stop_tasks()
             self.wake.set()  # the next sync stops what still runs (sidecars)
-        if status == self.written:
+        if status == self.written and not self._api_differs(status):
             return
         md = self.pod["metadata"]
         patch = dict(status)
         for key in (self.written or self.pod.get("status") or {}):
             if key not in patch:
                 patch[key] = None
-        await self.kubelet.client.patch_status(PODS, md["name"], {"status": patch}, md.get("namespace"))
+        answer = await self.kubelet.client.patch_status(PODS, md["name"], {"status": patch}, md.get("namespace"))
         self.written = status
+        self.written_rv = (answer.get("metadata") or {}).get("resourceVersion")
+        self.written_seen = False
 
     # -- node-served subresources ----------------------------------------------------------------
     def instance(self, container: str, *, previous: bool = False) -> ContainerState | None:

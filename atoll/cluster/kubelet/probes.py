@@ -5,7 +5,8 @@ A :class:`Prober` runs one probe of one container instance on its own schedule
 bounded by ``timeoutSeconds``) and turns raw outcomes into a result with
 :class:`ResultCounter`: the result only flips after ``successThreshold`` consecutive
 successes or ``failureThreshold`` consecutive failures (kube's prober worker). Before
-the first flip, liveness and startup count as succeeding and readiness as failing.
+the first flip, liveness counts as succeeding, readiness as failing, and a startup probe
+has no verdict (the container is not "started" until it succeeds).
 Handlers: ``httpGet`` (to the pod IP unless ``host`` is given; 200-399 is success;
 ``User-Agent: kube-probe/1.32``), ``tcpSocket`` (the connection opens), ``exec`` (exit 0).
 """
@@ -51,9 +52,10 @@ class ProbeSpec:
 class ResultCounter:
     """Consecutive-result counting with thresholds (kube's ``worker.doProbe`` bookkeeping)."""
 
-    def __init__(self, spec: ProbeSpec, initial: bool) -> None:
+    def __init__(self, spec: ProbeSpec, initial: bool | None) -> None:
         self.spec = spec
         self.result = initial
+        """None: no verdict yet (a startup probe before its first success or final failure)."""
         self._last: bool | None = None
         self._run = 0
 
@@ -173,7 +175,7 @@ class Prober:
         self.pod_ip = pod_ip
         self.container = container
         self.exec_ = exec_
-        self.counter = ResultCounter(spec, initial=kind != "readiness")
+        self.counter = ResultCounter(spec, initial={"liveness": True, "readiness": False, "startup": None}[kind])
         self.on_change = on_change
         self.on_failure = on_failure
         self.enabled = asyncio.Event()
@@ -181,7 +183,7 @@ class Prober:
 
     @property
     def result(self) -> bool:
-        return self.counter.result
+        return bool(self.counter.result)
 
     async def run(self) -> None:
         await self.enabled.wait()

@@ -54,6 +54,9 @@ class Cluster:
         items = (await self.client.list(EVENTS, self.ns))["items"]
         return [e for e in items if e["involvedObject"].get("name") == name]
 
+    async def ready(self, name: str) -> bool:
+        return await self.condition(name, "Ready") == "True"
+
     async def condition(self, name: str, type_: str) -> str:
         for c in (await self.status(name)).get("conditions") or []:
             if c["type"] == type_:
@@ -169,9 +172,17 @@ async def test_echo_pod_serves_on_its_ip_and_node_is_registered(apiserver: Runni
             return {"Scheduled", "Pulled", "Created", "Started"} <= {e["reason"] for e in await c.events("web")}
 
         await eventually(reasons, 10)
+        # someone else overwrites the status the kubelet owns: the kubelet's status manager puts it right
+        await c.client.patch_status(PODS, "web", {"status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}}, c.ns)
+        await eventually(ready, 10)
         # kubectl reads it the way it reads a kube pod
         got = await asyncio.to_thread(apiserver.kubectl, "get", "pod", "web", "-n", "kl-echo", "-o", "wide")
         assert "Running" in got.stdout and "1/1" in got.stdout
+        described = (await asyncio.to_thread(apiserver.kubectl, "describe", "pod", "web", "-n", "kl-echo")).stdout
+        for text in ("Status:           Running", "IP:               127.21.0.", "State:          Running",
+                     "Ready:          True", "Restart Count:  0", "Created container: echo", "Started container echo"):
+            assert text in described, f"{text!r} not in:\n{described}"
 
 
 async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningServer, tmp_path: Path) -> None:
@@ -229,7 +240,7 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
         assert (await c.status("ok", "c"))["state"]["terminated"]["reason"] == "Completed"
         assert await c.condition("ok", "Ready") == "False"
         # init containers run in order, each to completion, before the containers
-        await eventually(lambda: c.condition("inits", "Ready"), 15)
+        await eventually(lambda: c.ready("inits"), 15)
         assert await c.condition("inits", "Initialized") == "True"
         for name in ("one", "two"):
             term = (await c.status("inits", name))["state"]["terminated"]
@@ -252,6 +263,9 @@ async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningSe
                                  "args": ["sh", "-c", "touch healthy; sleep 1; rm healthy; sleep 600"],
                                  "livenessProbe": {"exec": {"command": ["cat", "healthy"]}, "periodSeconds": 1,
                                                    "failureThreshold": 1}}])
+        await c.create("slow", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 1.5; touch up; sleep 600"],
+                                 "startupProbe": {"exec": {"command": ["test", "-f", "up"]}, "periodSeconds": 1,
+                                                  "failureThreshold": 30}}])
         await c.create("gate", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
                                  "readinessProbe": {"exec": {"command": ["test", "-f", "ready"]},
                                                     "periodSeconds": 1}}])
@@ -283,6 +297,12 @@ async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningSe
 
         await eventually(ready, 10)
         assert (await c.status("gate", "c"))["ready"] is True
+        # a startup probe holds "started" (and readiness) back until it succeeds
+        slow = await c.status("slow", "c")
+        assert "running" in slow["state"]
+        await eventually(lambda: c.ready("slow"), 10)
+        slow = await c.status("slow", "c")
+        assert slow["started"] is True and slow["restartCount"] == 0
 
 
 def trap(out: Path) -> str:
@@ -308,7 +328,7 @@ async def test_graceful_deletion_sigterm_then_sigkill(apiserver: RunningServer, 
                 "sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"]}],
                 terminationGracePeriodSeconds=1)
             for name in ("polite", "stubborn"):
-                await eventually(lambda name=name: c.condition(name, "Ready"), 15)
+                await eventually(lambda name=name: c.ready(name), 15)
             k = c.kubelets[0]
             log = k.log_path((await c.pod("polite"))["metadata"]["uid"], "c")
             assert log is not None
@@ -353,6 +373,9 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
         await c.create("hog", [{"name": "c", "image": "python",
                                 "command": [sys.executable, "-c", "x = bytearray(200 * 2**20); print('allocated')"],
                                 "resources": {"limits": {"memory": "64Mi"}}}], restartPolicy="Never")
+        await c.create("web", [{"name": "c", "image": "docker.io/library/nginx:1.25"}])
+        await c.create("tcp", [{"name": "c", "image": "atoll/tcp-echo", "env": [{"name": "ECHO_PREFIX", "value": "hi"}]}])
+        await c.create("plain", [{"name": "c", "image": "example.com/base:1", "command": ["sh", "-c", "sleep 600"]}])
         await c.create("cm", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
                                "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "k"}}}]}])
 
@@ -381,10 +404,39 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
         assert term["reason"] == ("OOMKilled" if mode.startswith("cgroup") else "Error")
         if mode.startswith("rlimit"):  # said as it is: no OOM kill, a failed allocation
             assert "RLIMIT_AS" in term["message"] and "not OOM-killed" in term["message"]
+        # nginx is the static server with its default page on port 80; tcp-echo echoes; an unknown image with
+        # a command runs it as a plain base image would
+        for name in ("web", "tcp", "plain"):
+            await eventually(lambda name=name: c.ready(name), 15)
+        web_ip = (await c.status("web"))["podIP"]
+
+        def fetch() -> str:
+            with urllib.request.urlopen(f"http://{web_ip}:80/", timeout=5) as resp:
+                return str(resp.read().decode())
+
+        async def served() -> str | None:
+            try:
+                return await asyncio.to_thread(fetch)
+            except OSError:
+                return None
+
+        assert "Welcome to nginx!" in await eventually(served, 10)
+
+        async def echoed() -> bytes | None:
+            try:
+                reader, writer = await asyncio.open_connection((await c.status("tcp"))["podIP"], 9000)
+            except OSError:
+                return None
+            writer.write(b"ping\n")
+            data = await asyncio.wait_for(reader.readline(), 5) + await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            return data
+
+        assert await eventually(echoed, 10) == b"hi tcp\nping\n"
         w2 = await eventually(lambda: waiting("cm", "CreateContainerConfigError"), 10)
         assert w2["message"] == 'configmap "missing" not found'
         await c.create("tree", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 600 & sleep 600"]}])
-        await eventually(lambda: c.condition("tree", "Ready"), 15)
+        await eventually(lambda: c.ready("tree"), 15)
         assert len(_children(besides=apiserver.process.pid)) >= 3, "a container is a process tree of our own"
     left = _children(besides=apiserver.process.pid)
     assert not left, f"child processes left after the kubelet stopped: {left}"

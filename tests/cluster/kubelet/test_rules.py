@@ -283,13 +283,14 @@ def test_qos_class(containers: list[Obj], qos: str) -> None:
     ("readiness", 2, 3, [True, False, True, True, False, False, False],
      [False, False, False, True, True, True, False]),
     ("readiness", 1, 3, [True], [True]),
-    # successThreshold is forced to 1 for startup and liveness probes
+    # successThreshold is forced to 1 for startup and liveness probes; a startup probe starts with no verdict
     ("startup", 5, 2, [True], [True]),
+    ("startup", 1, 2, [False, False], [None, False]),
 ])
 def test_probe_result_counting(kind: str, success: int, failure: int, outcomes: list[bool],
-                               results: list[bool]) -> None:
+                               results: list[bool | None]) -> None:
     spec = ProbeSpec.parse({"successThreshold": success, "failureThreshold": failure}, kind)  # type: ignore[arg-type]
-    counter = ResultCounter(spec, initial=kind != "readiness")
+    counter = ResultCounter(spec, initial={"liveness": True, "readiness": False, "startup": None}[kind])
     got = []
     for ok in outcomes:
         counter.observe(ok)

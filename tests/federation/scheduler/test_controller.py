@@ -158,6 +158,14 @@ async def test_controller_places_scales_falls_back_and_reports(apiserver: Runnin
             await client.patch(RESOURCE_BINDINGS, "web-deployment", {"spec": {"replicas": 6}}, NS)
             await eventually(lambda: placed(RESOURCE_BINDINGS, "web-deployment", {"member1": 2, "member2": 4}))
 
+            # Failover takes member2's replicas away and records an eviction task: the scheduler places
+            # them elsewhere, never back on the cluster being evicted from.
+            await client.patch(RESOURCE_BINDINGS, "web-deployment", {"spec": {
+                "clusters": [{"name": "member1", "replicas": 2}],
+                "gracefulEvictionTasks": [{"fromCluster": "member2", "reason": "TaintUntolerated",
+                                           "producer": "taint-manager"}]}}, NS)
+            await eventually(lambda: placed(RESOURCE_BINDINGS, "web-deployment", {"member1": 6}))
+
             # Dynamic weight: free pod slots 10:20:30 for 12 replicas.
             await client.create(RESOURCE_BINDINGS, binding("api", DYNAMIC, replicas=12))
             await eventually(lambda: placed(RESOURCE_BINDINGS, "api-deployment",
@@ -226,6 +234,15 @@ async def test_controller_places_scales_falls_back_and_reports(apiserver: Runnin
             await client.create(CLUSTERS, obj)
             await client.patch_status(CLUSTERS, "nope", {"status": status})
             await eventually(lambda: placed(RESOURCE_BINDINGS, "lost-deployment", {"nope": 1}))
+
+            # A cluster that goes away: what ran there is placed again on the others (nothing else changed).
+            even = {"clusterAffinity": {"clusterNames": ["nope", "member1"]},
+                    "replicaScheduling": {"replicaSchedulingType": "Divided",
+                                          "replicaDivisionPreference": "Weighted"}}
+            await client.create(RESOURCE_BINDINGS, binding("edge", even, replicas=4))
+            await eventually(lambda: placed(RESOURCE_BINDINGS, "edge-deployment", {"member1": 2, "nope": 2}))
+            await client.delete(CLUSTERS, "nope")
+            await eventually(lambda: placed(RESOURCE_BINDINGS, "edge-deployment", {"member1": 4}))
 
             # Events on the binding and on the template, with Karmada's reasons and messages.
             async def events_for(name: str) -> list[Obj]:

@@ -83,6 +83,7 @@ COMPONENT = "kubelet"
 DEFAULT_GRACE = 30
 CONFIG_RETRY = 2.0
 EVENT_MAX_DELAY = 2.0
+DONE_REMEMBERED = 4096
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
@@ -368,18 +369,21 @@ class _PodWorker:
             since = time.monotonic() - (time.time() - finished)
             if k.backoff.in_backoff_since(key, since):
                 delay = k.backoff.get(key)
-                c.waiting = ("CrashLoopBackOff", f"back-off {go_duration(delay)} restarting failed "
-                                                 f"container={c.name} pod={pod_label(self.pod)}")
-                k.event(self.pod, "Warning", "BackOff",
-                        f"Back-off restarting failed container {c.name} in pod {pod_label(self.pod)}")
+                waiting = ("CrashLoopBackOff", f"back-off {go_duration(delay)} restarting failed "
+                                               f"container={c.name} pod={pod_label(self.pod)}")
+                if c.waiting != waiting:  # once per back-off, not once per sync
+                    k.event(self.pod, "Warning", "BackOff",
+                            f"Back-off restarting failed container {c.name} in pod {pod_label(self.pod)}")
+                c.waiting = waiting
                 self._wake_at(time.monotonic() + k.backoff.remaining(key, since) + 0.01)
                 return
             k.backoff.next(key, since)
         try:
             env = await self._env(c, image)
         except environment.ConfigError as exc:
+            if c.waiting != ("CreateContainerConfigError", str(exc)):
+                k.event(self.pod, "Warning", "Failed", f"Error: {exc}")
             c.waiting = ("CreateContainerConfigError", str(exc))
-            k.event(self.pod, "Warning", "Failed", f"Error: {exc}")
             self._wake_at(time.monotonic() + CONFIG_RETRY)
             return
         argv = environment.command_line(image.entrypoint, image.cmd, spec, env)
@@ -475,9 +479,10 @@ class _PodWorker:
         reason = k.catalog.not_found_message(image_ref)
         pull_msg = f'Failed to pull image "{image_ref}": {reason}'
         if c.pull_failed_at is not None and k.backoff.in_backoff_since(key, c.pull_failed_at):
+            if c.waiting is None or c.waiting[0] != "ImagePullBackOff":
+                k.event(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image_ref}"')
+                k.event(self.pod, "Warning", "Failed", "Error: ImagePullBackOff")
             c.waiting = ("ImagePullBackOff", f'Back-off pulling image "{image_ref}": ErrImagePull: {pull_msg}')
-            k.event(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image_ref}"')
-            k.event(self.pod, "Warning", "Failed", "Error: ImagePullBackOff")
             self._wake_at(time.monotonic() + k.backoff.remaining(key, c.pull_failed_at) + 0.01)
             return
         c.pull_failed_at = time.monotonic()
@@ -686,6 +691,8 @@ class Kubelet:
         self._tasks: set[asyncio.Task[None]] = set()
         self._events: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue()
         self._node_conditions: list[Obj] = []
+        self._done_uids: dict[str, None] = {}
+        """Pods whose worker terminated them (oldest first), until their DELETED event."""
         self._syncs = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -758,10 +765,13 @@ class Kubelet:
             return
         worker = self._workers.get(uid)
         if event == "DELETED":
+            self._done_uids.pop(uid, None)
             if worker is not None:
                 worker.deleted = True
                 worker.wake.set()
             return
+        if uid in self._done_uids:
+            return  # terminated and confirmed: late events of a pod that is going away
         if (obj.get("spec") or {}).get("nodeName") != self.node_name:
             return
         if worker is not None:
@@ -772,9 +782,13 @@ class Kubelet:
         task = self.spawn(worker.run(), f"pod-{obj['metadata'].get('name')}")
         self._worker_tasks[uid] = task
 
-        def done(_t: asyncio.Task[None], uid: str = uid) -> None:
+        def done(t: asyncio.Task[None], uid: str = uid) -> None:
             self._workers.pop(uid, None)
             self._worker_tasks.pop(uid, None)
+            if not t.cancelled():
+                self._done_uids[uid] = None
+                while len(self._done_uids) > DONE_REMEMBERED:
+                    self._done_uids.pop(next(iter(self._done_uids)))
 
         task.add_done_callback(done)
 
@@ -886,6 +900,8 @@ class Kubelet:
             logger.warning("%s: killed %d container process(es) left by an earlier run", self.node_name, killed)
         logger.info("%s: kubelet starting (runtime %s://%s, pod CIDR %s, resource limits: %s)", self.node_name,
                     self.runtime.name, self.runtime.version, self.pod_cidr, self.runtime.enforcement)
+        self.pods = Informer(self.client, PODS, field_selector=f"spec.nodeName={self.node_name}")
+        self.pods.add_handler(self._on_pod)  # a fresh cache: a second run() sees every pod as new again
         self._running = True
         background = [asyncio.create_task(self._send_events(), name=f"{self.node_name}-events")]
         try:

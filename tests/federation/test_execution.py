@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -191,11 +192,7 @@ def condition(w: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in (w.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
 
 
-async def member_client(member: RunningServer) -> Client:
-    return Client.from_kubeconfig(member.kubeconfig)
-
-
-async def _absent(mc: Client, res: Resource, name: str, namespace: str) -> bool:
+async def _absent(mc: Client, res: Resource, name: str, namespace: str | None) -> bool:
     try:
         await mc.get(res, name, namespace)
     except NotFound:
@@ -318,3 +315,21 @@ async def test_suspend_preserve_and_service_fields(fed: Federation, member: Runn
         assert "karmada.io/managed" not in (kept["metadata"].get("labels") or {})
         assert "work.karmada.io/name" not in (kept["metadata"].get("annotations") or {})
         assert kept["metadata"]["labels"]["rev"] == "2"
+
+
+async def test_kubectl_delete_cluster_removes_its_works_and_their_objects(fed: Federation, apiserver: RunningServer,
+                                                                          member: RunningServer) -> None:
+    async with Client.from_kubeconfig(member.kubeconfig) as mc:
+        await fed.client.create(kinds.WORKS, work("db-1", deployment("db", "data", replicas=1)))
+
+        async def created() -> bool:
+            return not await _absent(mc, DEPLOYMENTS, "db", "data")
+
+        await eventually(created, timeout=10)
+        # kubectl waits for the finalizers: the Works, their member objects and the execution
+        # namespace go first. (In a thread: the controllers share this event loop.)
+        out = await asyncio.to_thread(apiserver.kubectl, "delete", "cluster", "member-x", "--timeout=30s")
+        assert 'cluster.cluster.karmada.io "member-x" deleted' in out.stdout
+        assert await _absent(mc, DEPLOYMENTS, "db", "data")
+        assert await _absent(fed.client, kinds.WORKS, "db-1", ES)
+        await eventually(lambda: _absent(fed.client, NSS, ES, None), timeout=10)

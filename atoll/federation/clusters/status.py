@@ -15,6 +15,9 @@ plus the taints of ``pkg/controllers/cluster``:
   (allocatable from nodes; allocated = requests of bound pods that are not finished;
   allocating = requests of pods not bound yet) are collected; nodes and pods come from
   informers on the member, so a big member costs one watch, not a list per probe;
+* a deleted Cluster (finalizer ``karmada.io/cluster-controller``) has its Works deleted,
+  then its execution namespace, before the finalizer is removed (Karmada's cluster
+  controller), so ``kubectl delete cluster`` unjoins as ``unjoin`` does;
 * ``Ready=False`` taints the Cluster ``cluster.karmada.io/not-ready`` (or
   ``cluster.karmada.io/unreachable`` when it does not answer) with ``NoSchedule`` — the
   scheduler stops placing there — and ``NoExecute`` (Karmada's taint manager evicts
@@ -40,6 +43,7 @@ from atoll.api.meta import parse_quantity
 from atoll.client import Client, Resource
 from atoll.federation import kinds
 from atoll.federation.clusters.clients import MemberClients, MemberConfigError, MemberInformers
+from atoll.federation.clusters.registry import CLUSTER_FINALIZER, NAMESPACES
 from atoll.machinery.controlling import Controller, Result
 from atoll.machinery.events import EventRecorder
 from atoll.machinery.informing import Handler, Informer
@@ -396,6 +400,8 @@ class ClusterStatusController(Controller):
             observed = condition(kinds.CLUSTER_READY, "False", STATUS_COLLECTION_FAILED,
                                  f"failed to create a ClusterClient: {exc}")
             await self._publish(cluster, status, self.conditions.adjust(key, current, observed))
+            if (cluster.get("metadata") or {}).get("deletionTimestamp"):
+                return await self._remove(cluster)
             return Result(requeue_after=self.interval)
         online, healthy = await probe(member, timeout=self.probe_timeout)
         ready = self.conditions.adjust(key, current, ready_condition(online, healthy))
@@ -429,7 +435,42 @@ class ClusterStatusController(Controller):
             else:
                 requeue = min(self.interval, 0.2)  # the first summary as soon as the caches fill
         await self._publish(cluster, new_status, ready, *extra)
+        if (cluster.get("metadata") or {}).get("deletionTimestamp"):
+            return await self._remove(cluster)
         return Result(requeue_after=requeue)
+
+    async def _remove(self, cluster: Obj) -> Result:
+        """Karmada's cluster controller on a deleted Cluster: Works first, then the execution space, then go.
+
+        The member keeps being probed meanwhile, so that the execution controller can still
+        delete what the Works created while the member is Ready.
+        """
+        md = cluster["metadata"]
+        name = str(md["name"])
+        if CLUSTER_FINALIZER not in (md.get("finalizers") or []):
+            return Result(requeue_after=self.interval)
+        namespace = kinds.execution_namespace(name)
+        try:
+            works = (await self.client.list(kinds.WORKS, namespace)).get("items") or []
+        except NotFound:
+            works = []
+        if works:
+            if any(not (w.get("metadata") or {}).get("deletionTimestamp") for w in works):
+                await self.client.delete_collection(kinds.WORKS, namespace)
+            return Result(requeue_after=min(self.interval, 0.5))
+        try:
+            await self.client.delete(NAMESPACES, namespace)
+            return Result(requeue_after=min(self.interval, 0.5))
+        except NotFound:
+            pass
+        finalizers = [f for f in md.get("finalizers") or [] if f != CLUSTER_FINALIZER]
+        try:
+            await self.client.patch(kinds.CLUSTERS, name, {"metadata": {
+                "finalizers": finalizers or None, "resourceVersion": md.get("resourceVersion")}})
+        except NotFound:
+            pass
+        logger.info("cluster %s removed: its Works and execution namespace are gone", name)
+        return Result()
 
     async def _publish(self, cluster: Obj, new_status: Obj, ready: Obj, *extra: Obj) -> None:
         name = cluster["metadata"]["name"]

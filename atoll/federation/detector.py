@@ -67,6 +67,8 @@ CPP_FINALIZER = "karmada.io/cluster-propagation-policy-controller"
 RB_FINALIZER = "karmada.io/binding-controller"
 CRB_FINALIZER = "karmada.io/cluster-resource-binding-controller"
 DEFAULT_SCHEDULER = "default-scheduler"
+DISCOVERY_INTERVAL = 30.0
+"""Seconds between looks for a kind a policy names that the API server does not serve yet."""
 
 DEFAULT_RESOURCES: tuple[Resource, ...] = (
     Resource("apps/v1", "deployments", True, "Deployment"),
@@ -496,8 +498,12 @@ class Detector(Controller):
         informer.add_handler(handler)
         return informer
 
-    async def _ensure_watched(self, policy: Mapping[str, Any]) -> None:
-        """Watch every kind a policy's selectors name (``discoverResources``, on demand)."""
+    async def _ensure_watched(self, policy: Mapping[str, Any]) -> bool:
+        """Watch every kind a policy's selectors name (``discoverResources``, on demand).
+
+        False when a kind is not served (yet): a CRD installed later is found on a later look.
+        """
+        complete = True
         async with self._discovering:
             for selector in (policy.get("spec") or {}).get("resourceSelectors") or []:
                 api_version, kind = str(selector.get("apiVersion") or ""), str(selector.get("kind") or "")
@@ -510,12 +516,14 @@ class Detector(Controller):
                 except NotFound:
                     logger.info("%s: no resource %s %s (yet); policy %s waits", self.NAME, api_version, kind,
                                 key_of(dict(policy)))
+                    complete = False
                     continue
                 informer = self._watch_template(res)
                 if self._stop is not None:
                     self._late.append(asyncio.create_task(informer.run(self._stop),
                                                           name=f"{self.NAME}-informer-{res.plural}"))
                     await asyncio.wait_for(informer.synced.wait(), 30)
+        return complete
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -553,10 +561,9 @@ class Detector(Controller):
         if kind == "t":
             api_version, template_kind, obj_key = rest.split("|", 2)
             await self._reconcile_template(api_version, template_kind, obj_key)
-        elif kind == "pp":
-            await self._reconcile_policy(rest, cluster_policy=False)
-        elif kind == "cpp":
-            await self._reconcile_policy(rest, cluster_policy=True)
+        elif kind in ("pp", "cpp"):
+            if not await self._reconcile_policy(rest, cluster_policy=kind == "cpp"):
+                return Result(requeue_after=DISCOVERY_INTERVAL)
         return Result()
 
     async def _reconcile_template(self, api_version: str, kind: str, key: str) -> None:
@@ -683,7 +690,8 @@ class Detector(Controller):
                     template, labels=dict.fromkeys(label_keys), annotations=dict.fromkeys(annotation_keys)),
                     md.get("namespace") or None)
 
-    async def _reconcile_policy(self, key: str, *, cluster_policy: bool) -> None:
+    async def _reconcile_policy(self, key: str, *, cluster_policy: bool) -> bool:
+        """Claims, unclaims and preemption for one policy; False when a kind it names is not served yet."""
         informer = self.cluster_policies if cluster_policy else self.policies
         id_label = CPP_ID_LABEL if cluster_policy else PP_ID_LABEL
         finalizer = CPP_FINALIZER if cluster_policy else PP_FINALIZER
@@ -695,7 +703,7 @@ class Detector(Controller):
                 claim = claimed_policy(obj)
                 if claim is not None and claim[0] == ("cpp" if cluster_policy else "pp") and claim[1] == key:
                     self.queue.add(_template_key(api_version, kind, key_of(obj)))
-            return
+            return True
         md = policy.get("metadata") or {}
         pid = (md.get("labels") or {}).get(id_label)
         if md.get("deletionTimestamp"):
@@ -709,7 +717,7 @@ class Detector(Controller):
                     await self.client.patch(res, str(md["name"]), {"metadata": {
                         "finalizers": [f for f in md.get("finalizers") or [] if f != finalizer],
                         "resourceVersion": md.get("resourceVersion")}}, md.get("namespace"))
-            return
+            return True
         if not pid or finalizer not in (md.get("finalizers") or []):
             # What Karmada's mutating webhook does at creation: a permanent id and our finalizer.
             patch: Obj = {"metadata": {"resourceVersion": md.get("resourceVersion")}}
@@ -718,8 +726,8 @@ class Detector(Controller):
             if finalizer not in (md.get("finalizers") or []):
                 patch["metadata"]["finalizers"] = [*(md.get("finalizers") or []), finalizer]
             await self.client.patch(res, str(md["name"]), patch, md.get("namespace"))
-            return  # the update brings us back here
-        await self._ensure_watched(policy)
+            return True  # the update brings us back here
+        complete = await self._ensure_watched(policy)
         # Templates this policy claimed but no longer selects lose the claim (and may match another policy).
         for api_version, kind, obj in self._all_templates():
             if ((obj.get("metadata") or {}).get("labels") or {}).get(id_label) != pid:
@@ -734,6 +742,7 @@ class Detector(Controller):
                 self.queue.add(_template_key(api_version, kind, key_of(obj)))
         if (policy.get("spec") or {}).get("preemption") == "Always":
             await self._preempt(policy, cluster_policy=cluster_policy)
+        return complete
 
     async def _preempt(self, policy: Obj, *, cluster_policy: bool) -> None:
         """``preemption: Always``: take templates named by this policy from lower-priority policies.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -210,9 +211,11 @@ def divided_policy(namespace: str) -> Obj:
                                                          "replicaDivisionPreference": "Weighted"}}}}
 
 
-async def work_in(client: Client, cluster: str, name: str = "nginx") -> Obj | None:
+async def work_in(client: Client, cluster: str, name: str = "nginx", namespace: str = "") -> Obj | None:
+    """The Work for template ``name`` (of ``namespace``, when given) in one cluster's execution space."""
     items = (await client.list(WORKS, f"karmada-es-{cluster}"))["items"]
-    return next((w for w in items if w["metadata"]["name"].startswith(f"{name}-")), None)
+    return next((w for w in items if w["metadata"]["name"].startswith(f"{name}-") and (
+        not namespace or manifest_of(w)["metadata"].get("namespace") == namespace)), None)
 
 
 def manifest_of(work: Obj) -> Obj:
@@ -246,12 +249,12 @@ async def test_scheduled_binding_becomes_works_with_divided_replicas_and_overrid
         assert rb["spec"]["replicaRequirements"]["resourceRequest"] == {"cpu": "250m", "memory": "64Mi"}
         assert rb["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]
         # Nothing is written before the scheduler's result.
-        assert await work_in(client, "member1") is None
+        assert await work_in(client, "member1", namespace=ns) is None
         # The scheduler's part, done by hand: 2 + 1.
         await client.patch(RESOURCE_BINDINGS, "nginx-deployment", {"spec": {"clusters": [
             {"name": "member1", "replicas": 2}, {"name": "member2", "replicas": 1}]}}, ns)
-        w1 = await eventually(lambda: work_in(client, "member1"))
-        w2 = await eventually(lambda: work_in(client, "member2"))
+        w1 = await eventually(lambda: work_in(client, "member1", namespace=ns))
+        w2 = await eventually(lambda: work_in(client, "member2", namespace=ns))
         assert w1["metadata"]["name"] == w2["metadata"]["name"] == work_name("Deployment", "nginx", ns)
         m1, m2 = manifest_of(w1), manifest_of(w2)
         assert (m1["spec"]["replicas"], m2["spec"]["replicas"]) == (2, 1)
@@ -273,7 +276,7 @@ async def test_scheduled_binding_becomes_works_with_divided_replicas_and_overrid
             {"name": "member1", "replicas": 2}, {"name": "member2", "replicas": 2}]}}, ns)
 
         async def replicas_in(cluster: str, n: int) -> bool:
-            w = await work_in(client, cluster)
+            w = await work_in(client, cluster, namespace=ns)
             return w is not None and manifest_of(w)["spec"]["replicas"] == n
 
         await eventually(lambda: replicas_in("member2", 2))
@@ -284,7 +287,7 @@ async def test_scheduled_binding_becomes_works_with_divided_replicas_and_overrid
         await client.replace(OVERRIDE_POLICIES, op, ns)
 
         async def mirrored() -> bool:
-            w = await work_in(client, "member2")
+            w = await work_in(client, "member2", namespace=ns)
             return w is not None and manifest_of(w)["spec"]["template"]["spec"]["containers"][0]["image"] == \
                 "mirror.example/nginx:1.25"
 
@@ -295,14 +298,14 @@ async def test_scheduled_binding_becomes_works_with_divided_replicas_and_overrid
             {"name": "member1", "replicas": 4}]}}, ns)
 
         async def member2_gone() -> bool:
-            w = await work_in(client, "member2")
+            w = await work_in(client, "member2", namespace=ns)
             return w is None or bool(w["metadata"].get("deletionTimestamp"))
 
         await eventually(member2_gone)
         await eventually(lambda: replicas_in("member1", 4))
 
         # A Work edited behind our back is put back.
-        w1 = await work_in(client, "member1")
+        w1 = await work_in(client, "member1", namespace=ns)
         assert w1 is not None
         tampered = copy.deepcopy(w1)
         manifest_of(tampered)["spec"]["replicas"] = 99
@@ -320,7 +323,7 @@ async def test_scheduled_binding_becomes_works_with_divided_replicas_and_overrid
             return False
 
         await eventually(binding_gone, timeout=30)
-        w1 = await work_in(client, "member1")
+        w1 = await work_in(client, "member1", namespace=ns)
         assert w1 is None or w1["metadata"].get("deletionTimestamp")
 
 
@@ -358,3 +361,30 @@ async def test_cluster_scoped_template_gets_a_cluster_resource_binding_and_works
         assert w["metadata"]["name"] == work_name("ClusterRole", "reader", "")
         assert w["metadata"]["annotations"]["clusterresourcebinding.karmada.io/name"] == "reader-clusterrole"
         assert manifest_of(w)["rules"][0]["verbs"] == ["get"]
+
+
+async def test_karmada_quickstart_applied_with_kubectl(apiserver: RunningServer) -> None:
+    """Karmada's own sample, unchanged, through the real kubectl: a binding, then a Work per member."""
+    ns = "quickstart"
+    sample = Path(__file__).parent / "samples" / "quickstart-nginx.yaml"
+    async with federation(apiserver) as client:
+        await client.create(NAMESPACES, {"metadata": {"name": ns}})
+        apiserver.kubectl("apply", "-n", ns, "-f", str(sample))
+        rb = await eventually(lambda: _binding_if_ready(client, ns))
+        assert rb["spec"]["placement"]["replicaScheduling"]["replicaSchedulingType"] == "Divided"
+        got = apiserver.kubectl("get", "resourcebindings.work.karmada.io", "-n", ns, "-o", "name")
+        assert "nginx-deployment" in got.stdout
+        await client.patch(RESOURCE_BINDINGS, "nginx-deployment", {"spec": {"clusters": [
+            {"name": "member1", "replicas": 1}, {"name": "member2", "replicas": 1}]}}, ns)
+        for member in ("member1", "member2"):
+            w = await eventually(lambda m=member: work_in(client, m, namespace=ns))  # type: ignore[misc]
+            assert manifest_of(w)["spec"]["replicas"] == 1
+            assert manifest_of(w)["metadata"]["namespace"] == ns
+
+
+async def _binding_if_ready(client: Client, ns: str) -> Obj | None:
+    try:
+        rb = await client.get(RESOURCE_BINDINGS, "nginx-deployment", ns)
+    except NotFound:
+        return None
+    return rb if rb["spec"].get("replicas") == 2 else None

@@ -71,6 +71,8 @@ MANAGED_ANNOTATIONS_ANNOTATION = "resourcetemplate.karmada.io/managed-annotation
 CONFLICT_RESOLUTION_ANNOTATION = "work.karmada.io/conflict-resolution"
 MANAGED_BY_LABEL = "karmada.io/managed"
 
+DIRECT_PURGE_RECHECK = 5.0
+"""Seconds before looking again whether Works of a Directly-purged cluster are gone."""
 _ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
 _DEPLOYMENT_REVISION_ANNOTATIONS = ("deployment.kubernetes.io/revision", "deployment.kubernetes.io/revision-history")
 
@@ -184,6 +186,12 @@ def expected_clusters(spec: Mapping[str, Any]) -> set[str]:
         if task.get("purgeMode") != "Directly" and task.get("fromCluster"):
             names.add(str(task["fromCluster"]))
     return names
+
+
+def directly_purged_clusters(spec: Mapping[str, Any]) -> set[str]:
+    """Clusters being evicted with ``purgeMode: Directly`` (``ObtainClustersWithPurgeModeDirectly``)."""
+    return {str(t["fromCluster"]) for t in spec.get("gracefulEvictionTasks") or []
+            if t.get("purgeMode") == "Directly" and t.get("fromCluster")}
 
 
 def is_workload(spec: Mapping[str, Any]) -> bool:
@@ -452,6 +460,12 @@ class BindingController(Controller):
         orphans = [w for w in self._works_of(binding)
                    if cluster_of_execution_namespace(str(w["metadata"].get("namespace"))) not in expected]
         await self._delete_works(orphans)
+        purging = directly_purged_clusters(spec)
+        if purging and any(cluster_of_execution_namespace(str(w["metadata"].get("namespace"))) in purging
+                           for w in self._works_of(binding)):
+            # checkDirectPurgeOrphanWorks: an eviction with purgeMode Directly must be gone from the
+            # old cluster (its Work deleted, finalizer and all) before the new placement is written.
+            return Result(requeue_after=DIRECT_PURGE_RECHECK)
         ref = spec.get("resource") or {}
         try:
             res = await self.client.resource_for(str(ref.get("apiVersion")), str(ref.get("kind")))

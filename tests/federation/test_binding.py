@@ -19,6 +19,7 @@ from atoll.federation.binding import (
     BindingController,
     ClusterResourceBindingController,
     build_work,
+    directly_purged_clusters,
     expected_clusters,
     job_completions,
     prune,
@@ -103,6 +104,7 @@ def test_target_and_expected_clusters() -> None:
             "gracefulEvictionTasks": [{"fromCluster": "c"}, {"fromCluster": "d", "purgeMode": "Directly"}]}
     assert [c["name"] for c in target_clusters(spec)] == ["a", "b"]
     assert expected_clusters(spec) == {"a", "b", "c"}
+    assert directly_purged_clusters(spec) == {"d"}
 
 
 def test_divided_job_completions_follow_parallelism_shares() -> None:

@@ -162,6 +162,8 @@ class _Container:
     previous: ContainerState | None = None
     restored_last: Obj | None = None
     """``lastState`` carried over from before a kubelet restart (no instance of ours yet)."""
+    restored_log: Path | None = None
+    """That earlier instance's log, still on disk: ``kubectl logs --previous`` after a restart."""
     waiting: tuple[str, str] | None = None
     image: Image | None = None
     ready: bool = False
@@ -216,7 +218,7 @@ class _PodWorker:
     # -- records ------------------------------------------------------------------------------
     def _restore(self, pod: Obj) -> None:
         """Carry restart counts over from the API status (containers of an earlier kubelet run)."""
-        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        spec, status, md = pod.get("spec") or {}, pod.get("status") or {}, pod["metadata"]
         old = {s.get("name"): s for s in [*(status.get("initContainerStatuses") or []),
                                            *(status.get("containerStatuses") or [])]}
         for init, specs in ((True, spec.get("initContainers") or []), (False, spec.get("containers") or [])):
@@ -235,6 +237,10 @@ class _PodWorker:
                     elif last is not None:
                         rec.restored_last = dict(last)
                     rec.restart_count = int(before.get("restartCount") or 0)
+                    if rec.restored_last is not None:
+                        log = self.kubelet.runtime.log_file(md.get("namespace") or "default", md["name"], self.uid,
+                                                            c["name"], rec.restart_count)
+                        rec.restored_log = log if log.is_file() else None
                 self.containers[c["name"]] = rec
 
     def update(self, pod: Obj) -> None:
@@ -804,7 +810,11 @@ class Kubelet:
         if worker is None:
             return None
         inst = worker.instance(container, previous=previous)
-        if inst is None or not inst.log_path.is_file():
+        if inst is None:
+            rec = worker.containers.get(container)
+            restored = rec.restored_log if rec is not None and previous else None
+            return restored if restored is not None and restored.is_file() else None
+        if not inst.log_path.is_file():
             return None
         return inst.log_path
 
@@ -856,6 +866,7 @@ class Kubelet:
         return {"capacity": capacity, "allocatable": dict(self.allocatable), "conditions": conditions,
                 "addresses": [{"type": "InternalIP", "address": s.address}, {"type": "Hostname", "address": s.name}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "images": [{"names": sorted(names), "sizeBytes": 0} for names, _ in self.catalog.names_by_image()],
                 "nodeInfo": {"kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": KUBELET_VERSION,
                              "operatingSystem": "linux", "architecture": "amd64",
                              "containerRuntimeVersion": f"{self.runtime.name}://{self.runtime.version}",

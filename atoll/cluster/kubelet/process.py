@@ -233,12 +233,15 @@ class ProcessRuntime:
     def pod_dir(self, namespace: str, name: str, uid: str) -> Path:
         return self.root / "pods" / f"{namespace}_{name}_{uid}"
 
+    def log_file(self, namespace: str, pod_name: str, pod_uid: str, container: str, attempt: int) -> Path:
+        return self.pod_dir(namespace, pod_name, pod_uid) / container / f"{attempt}.log"
+
     # -- lifecycle of instances --------------------------------------------------------------
     async def start(self, config: ContainerConfig) -> ContainerState:
         if not config.argv:
             raise StartError("no command specified")
         pod_dir = self.pod_dir(config.namespace, config.pod_name, config.pod_uid)
-        log_path = pod_dir / config.name / f"{config.attempt}.log"
+        log_path = self.log_file(config.namespace, config.pod_name, config.pod_uid, config.name, config.attempt)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         working_dir = config.working_dir or pod_dir / "work"
         if config.working_dir is None:

@@ -83,6 +83,10 @@ class ContainerRuntime(Protocol):
 
     def state(self, cid: ContainerID) -> ContainerState | None: ...
 
+    def log_file(self, namespace: str, pod_name: str, pod_uid: str, container: str, attempt: int) -> Path:
+        """Where the log of that instance is (or was) kept, whether or not this run started it."""
+        ...
+
     async def wait(self, cid: ContainerID) -> ContainerState:
         """Until the instance has exited; its final state."""
         ...

@@ -124,6 +124,7 @@ async def test_echo_pod_serves_on_its_ip_and_node_is_registered(apiserver: Runni
         assert "rlimit" in node["metadata"]["annotations"][ENFORCEMENT_ANNOTATION] or \
             "cgroup" in node["metadata"]["annotations"][ENFORCEMENT_ANNOTATION]
         assert {x["type"]: x["status"] for x in node["status"]["conditions"]}["Ready"] == "True"
+        assert ["atoll/echo", "echo"] in [i["names"] for i in node["status"]["images"]]
         lease = await c.client.get(LEASES, "kl-echo-node-0", "kube-node-lease")
         assert lease["spec"]["holderIdentity"] == "kl-echo-node-0"
 
@@ -491,6 +492,10 @@ async def test_kubelet_restart_kills_orphans_and_restarts_pods(apiserver: Runnin
             cs = await eventually(restarted, 20)
             assert cs["containerID"] != first["containerID"]
             assert cs["lastState"]["terminated"]["reason"] == "Unknown"
+            uid = (await client.get(PODS, "survivor", ns))["metadata"]["uid"]
+            previous, current = kubelet.log_path(uid, "c", previous=True), kubelet.log_path(uid, "c")
+            assert previous is not None and previous.name == "0.log"  # the earlier run's instance
+            assert current is not None and current.name == "1.log"
         finally:
             stop.set()
             await asyncio.wait_for(task, 20)

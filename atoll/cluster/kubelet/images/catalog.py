@@ -158,6 +158,13 @@ class ImageCatalog:
             raise ValueError(f"{path}: 'images' must be a mapping")
         return cls({str(name): image_from_entry(str(name), entry) for name, entry in entries.items()})
 
+    def names_by_image(self) -> list[tuple[list[str], Image]]:
+        """Each image once, with every name it answers to (for the Node's ``status.images``)."""
+        groups: dict[int, tuple[list[str], Image]] = {}
+        for name, image in self._images.items():
+            groups.setdefault(id(image), ([], image))[0].append(name)
+        return list(groups.values())
+
     def builtin_names(self) -> list[str]:
         return sorted(n for n, i in self._images.items() if i.builtin)
 

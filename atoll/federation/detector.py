@@ -526,7 +526,11 @@ class Detector(Controller):
         return complete
 
     async def run(self, stop: asyncio.Event) -> None:
+        """The base run, plus the informers of kinds discovered from policies (started as they come)."""
         self._stop = stop
+        for res_key, informer in self.templates.items():
+            if informer not in self.informers:  # discovered in an earlier run
+                self._late.append(asyncio.create_task(informer.run(stop), name=f"{self.NAME}-informer-{res_key[1]}"))
         try:
             await super().run(stop)
         finally:

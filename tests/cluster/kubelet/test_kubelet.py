@@ -384,12 +384,16 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
             w = ((await c.status(name, "c")).get("state") or {}).get("waiting") or {}
             return w if w.get("reason") == reason else None
 
-        w = await eventually(lambda: waiting("nope", "ErrImagePull"), 10, interval=0.01) \
-            if False else await eventually(lambda: waiting("nope", "ImagePullBackOff"), 10)
+        # ErrImagePull first (shown for a moment), then ImagePullBackOff while the back-off runs
+        w = await eventually(lambda: waiting("nope", "ImagePullBackOff"), 10)
         assert 'Failed to pull image "example.com/no/such:1": image not found in the Atoll image catalog' in w["message"]
+        assert "(built-in: atoll/busybox, atoll/echo, " in w["message"]
+
         async def pull_failed() -> bool:
-            return any(e["type"] == "Warning" and e["message"].startswith('Failed to pull image "example.com/no/such:1"')
-                       for e in await c.events("nope"))
+            events = await c.events("nope")
+            messages = {e["message"] for e in events if e["type"] == "Warning"}
+            return "Error: ErrImagePull" in messages and "Error: ImagePullBackOff" in messages and any(
+                m.startswith('Failed to pull image "example.com/no/such:1"') for m in messages)
 
         await eventually(pull_failed, 10)
         assert (await c.status("nope"))["phase"] == "Pending"

@@ -11,7 +11,8 @@ plus the taints of ``pkg/controllers/cluster``:
   lost probe does not flap the cluster — the defaults are well below Karmada's 30 s/30 s
   so that failover in a demo takes seconds;
 * while Ready, ``kubernetesVersion``, ``apiEnablements`` (discovery, with the
-  ``CompleteAPIEnablements`` condition), ``nodeSummary`` and ``resourceSummary``
+  ``CompleteAPIEnablements`` condition; each group version's resources are listed again
+  when the served group versions change or every ``discovery_interval``), ``nodeSummary`` and ``resourceSummary``
   (allocatable from nodes; allocated = requests of bound pods that are not finished;
   allocating = requests of pods not bound yet) are collected; nodes and pods come from
   informers on the member, so a big member costs one watch, not a list per probe;
@@ -299,11 +300,10 @@ async def probe(client: Client, *, timeout: float = 5.0) -> tuple[bool, bool]:
     return True, code == 200
 
 
-async def discover(client: Client) -> tuple[list[Obj], bool]:
-    """The member's API enablements and whether every group version answered."""
-    docs: list[tuple[str, list[Obj]]] = []
-    complete = True
+async def group_versions(client: Client) -> tuple[list[str], bool]:
+    """Every group version the member serves (``/api`` and ``/apis``), and whether both answered."""
     versions: list[str] = []
+    complete = True
     try:
         core = await client.request("GET", "/api")
         versions += [str(v) for v in (core or {}).get("versions") or []]
@@ -315,6 +315,11 @@ async def discover(client: Client) -> tuple[list[Obj], bool]:
             versions += [str(v["groupVersion"]) for v in group.get("versions") or [] if v.get("groupVersion")]
     except APIError:
         complete = False
+    return versions, complete
+
+
+async def discover(client: Client, versions: list[str]) -> tuple[list[Obj], bool]:
+    """The member's API enablements for ``versions`` and whether every group version answered."""
 
     async def one(gv: str) -> tuple[str, list[Obj]] | None:
         path = f"/api/{gv}" if "/" not in gv else f"/apis/{gv}"
@@ -324,12 +329,17 @@ async def discover(client: Client) -> tuple[list[Obj], bool]:
             return None
         return gv, list((doc or {}).get("resources") or [])
 
-    for result in await asyncio.gather(*(one(gv) for gv in versions)):
-        if result is None:
-            complete = False
-        else:
-            docs.append(result)
-    return api_enablements(docs), complete
+    results = await asyncio.gather(*(one(gv) for gv in versions))
+    docs = [r for r in results if r is not None]
+    return api_enablements(docs), len(docs) == len(versions)
+
+
+@dataclass
+class _Discovery:
+    at: float
+    versions: tuple[str, ...]
+    enablements: list[Obj]
+    complete: bool
 
 
 # -- the controller --------------------------------------------------------------------------------
@@ -347,13 +357,15 @@ class ClusterStatusController(Controller):
     def __init__(self, client: Client, members: MemberClients, *, interval: float = 2.0,
                  failure_threshold: float = 6.0, success_threshold: float = 2.0,
                  clock: Callable[[], float] = time.monotonic, probe_timeout: float = 3.0,
-                 no_execute_taints: bool = True) -> None:
+                 no_execute_taints: bool = True, discovery_interval: float = 30.0) -> None:
         super().__init__()
         self.client = client
         self.members = members
         self.interval = interval
         self.probe_timeout = probe_timeout
         self.no_execute_taints = no_execute_taints
+        self.discovery_interval = discovery_interval
+        self._discovery: dict[str, _Discovery] = {}
         self.conditions = ConditionCache(success_threshold=success_threshold, failure_threshold=failure_threshold,
                                          clock=clock)
         self.events = EventRecorder(client, self.NAME)
@@ -387,6 +399,7 @@ class ClusterStatusController(Controller):
         cluster = self.clusters.lister.get(key)
         if cluster is None:
             self.conditions.forget(key)
+            self._discovery.pop(key, None)
             self._last_spec.pop(key, None)
             await self.member_informers.stop_cluster(key)
             await self.members.remove(key)
@@ -414,7 +427,7 @@ class ClusterStatusController(Controller):
                 new_status["kubernetesVersion"] = str(version.get("gitVersion") or "")
             except APIError as exc:
                 logger.info("cluster %s: no version: %s", key, exc)
-            enablements, complete = await discover(member)
+            enablements, complete = await self._enablements(key, member)
             if enablements:
                 new_status["apiEnablements"] = enablements
             if not enablements:
@@ -471,6 +484,23 @@ class ClusterStatusController(Controller):
             pass
         logger.info("cluster %s removed: its Works and execution namespace are gone", name)
         return Result()
+
+    async def _enablements(self, name: str, member: Client) -> tuple[list[Obj], bool]:
+        """API enablements, read again when the served group versions change or ``discovery_interval`` passed.
+
+        Listing every group version's resources is a request per group version: a probe
+        every two seconds asks only ``/api`` and ``/apis``.
+        """
+        versions, listed = await group_versions(member)
+        cached = self._discovery.get(name)
+        now = self.conditions.clock()
+        if (cached is not None and cached.complete and listed and cached.versions == tuple(versions)
+                and now - cached.at < self.discovery_interval):
+            return cached.enablements, True
+        enablements, complete = await discover(member, versions)
+        complete = complete and listed
+        self._discovery[name] = _Discovery(now, tuple(versions), enablements, complete)
+        return enablements, complete
 
     async def _publish(self, cluster: Obj, new_status: Obj, ready: Obj, *extra: Obj) -> None:
         name = cluster["metadata"]["name"]

@@ -15,9 +15,9 @@ import pytest
 from atoll.api.errors import NotFound
 from atoll.client import Client, Resource
 from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes
-from atoll.federation import kinds
+from atoll.federation import crds, kinds
 from atoll.federation.clusters import join, unjoin
-from atoll.federation.clusters.clients import CA_KEY, CERT_KEY, KEY_KEY, SECRETS
+from atoll.federation.clusters.clients import CA_KEY, CERT_KEY, KEY_KEY, SECRETS, MemberClients
 from atoll.federation.clusters.registry import CLUSTER_FINALIZER, JoinError
 from atoll.federation.clusters.status import TAINT_UNREACHABLE
 from tests.conftest import RunningServer, stop_process
@@ -171,3 +171,48 @@ async def _gone(client: Client, namespace: str) -> bool:
     except NotFound:
         return True
     return False
+
+
+async def test_member_clients_cache_rebuild_and_removal(apiserver: RunningServer) -> None:
+    async with Client.from_kubeconfig(apiserver.kubeconfig) as fed:
+        await crds.install(fed)
+        with contextlib.suppress(Exception):
+            await fed.create(NSS, {"metadata": {"name": "karmada-cluster"}})
+        token = base64.b64encode(b"first").decode()
+        await fed.create(SECRETS, {"metadata": {"name": "cache-m", "namespace": "karmada-cluster"},
+                                   "data": {"token": token, "caBundle": base64.b64encode(b"CA").decode()}})
+        await fed.create(kinds.CLUSTERS, {"apiVersion": kinds.CLUSTER_V1ALPHA1, "kind": "Cluster",
+                                          "metadata": {"name": "cache-m"},
+                                          "spec": {"apiEndpoint": "https://127.0.0.1:9", "syncMode": "Push",
+                                                   "secretRef": {"namespace": "karmada-cluster",
+                                                                 "name": "cache-m"}}})
+        members = MemberClients(fed)
+        changed: list[str] = []
+        members.add_listener(changed.append)
+        stop = asyncio.Event()
+        task = asyncio.create_task(members.run(stop))
+        try:
+            first = await members.get("cache-m")
+            assert first.config.token == "first" and first.server == "https://127.0.0.1:9"
+            assert await members.get("cache-m") is first  # cached
+            await fed.patch(SECRETS, "cache-m", {"data": {"token": base64.b64encode(b"second").decode()}},
+                            "karmada-cluster")
+
+            async def rotated() -> Client | None:
+                c = await members.get("cache-m")
+                return c if c is not first else None
+
+            second = await eventually(rotated, timeout=5)
+            assert second.config.token == "second" and changed == ["cache-m"]
+            await fed.delete(kinds.CLUSTERS, "cache-m")
+
+            async def dropped() -> bool:
+                return members.cached("cache-m") is None
+
+            await eventually(dropped, timeout=5)
+            assert changed == ["cache-m", "cache-m"]
+            with pytest.raises(NotFound):
+                await members.get("cache-m")
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)

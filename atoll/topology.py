@@ -124,6 +124,22 @@ def load(path: Path | str) -> Topology:
     return parse(text, source=str(p))
 
 
+DEFAULT_RESOURCE = "default.yaml"
+"""The topology ``atoll up`` runs without ``--topology`` (package data of :mod:`atoll.topologies`)."""
+
+
+def default_text() -> str:
+    """The text of the shipped default topology (so ``atoll up`` can copy it into its state directory)."""
+    from importlib import resources
+
+    return resources.files("atoll.topologies").joinpath(DEFAULT_RESOURCE).read_text()
+
+
+def default() -> Topology:
+    """The shipped multi-cloud: three clusters on three providers (see ``atoll/topologies/default.yaml``)."""
+    return parse(default_text(), source=f"atoll/topologies/{DEFAULT_RESOURCE}")
+
+
 def parse(text: str, *, source: str = "topology") -> Topology:
     try:
         doc = yaml.safe_load(text)

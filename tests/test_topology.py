@@ -95,3 +95,14 @@ def test_mistakes_are_reported_with_their_path(text: str, message: str) -> None:
 def test_unknown_cluster_name_lists_the_known_ones() -> None:
     with pytest.raises(TopologyError, match="have: aws-eu-west-1, onprem-dc1"):
         topology.parse(GOOD).cluster("gcp")
+
+
+def test_the_shipped_default_is_three_clouds_with_costs() -> None:
+    default = topology.default()
+    assert [(c.name, c.provider, c.region) for c in default.clusters] == [
+        ("aws-eu-west-1", "aws", "eu-west-1"), ("gcp-us-central1", "gcp", "us-central1"),
+        ("onprem-dc1", "onprem", "dc1")]
+    for c in default.clusters:
+        assert c.runtime == "process" and len(c.nodes) == 2 and c.cost_per_hour > 0
+    # The text is the package data itself, so `atoll up` can copy it into a state directory verbatim.
+    assert topology.parse(topology.default_text()) == default

@@ -10,7 +10,11 @@ __all__ = ["KeyValue", "RangeResult", "Store", "WatchEvent", "open_store"]
 
 
 async def open_store(url: str) -> Store:
-    """Open ``memory://``, ``sqlite:///ABS/PATH.db`` / ``sqlite://REL.db`` or ``etcd://H:P[,H:P]``."""
+    """Open ``memory://``, ``sqlite:///ABS/PATH.db`` / ``sqlite://REL.db`` or ``etcd://H:P[,H:P][/PREFIX]``.
+
+    An etcd URL's path is a key prefix (kube-apiserver's ``--etcd-prefix``): API servers
+    sharing one etcd each keep their objects under their own.
+    """
     if url.startswith("memory://"):
         from atoll.storage.memory import MemoryStore
 
@@ -28,4 +32,4 @@ async def open_store(url: str) -> Store:
         store = EtcdStore(url)
         await store.connect()
         return store
-    raise ValueError(f"unknown storage URL {url!r}: use sqlite:///PATH, etcd://HOST:PORT or memory://")
+    raise ValueError(f"unknown storage URL {url!r}: use sqlite:///PATH, etcd://HOST:PORT[/PREFIX] or memory://")

@@ -4,6 +4,12 @@ Preconditions are etcd transactions comparing ``create_revision`` (create: must 
 and ``mod_revision`` (update/delete with an expected revision); the store revision is
 etcd's own, so ``resourceVersion`` means the same thing as on kube-apiserver. Several
 endpoints (``etcd://h1:p1,h2:p2``) are tried in turn when one stops answering.
+
+A path after the endpoints (``etcd://h1:p1,h2:p2/atoll/aws``) is a key prefix, as
+kube-apiserver's ``--etcd-prefix``: every key this store writes, reads, ranges over and
+watches lives under it, so several API servers (the federation and every member of an
+``atoll up``) share one etcd cluster without seeing each other's objects. Keys handed
+out are the store's own (the prefix stripped); revisions stay etcd's global ones.
 """
 
 from __future__ import annotations
@@ -41,6 +47,14 @@ def _range_end(prefix: bytes) -> bytes:
     return b"\x00"
 
 
+def parse_url(url: str) -> tuple[list[tuple[str, int]], str]:
+    """``etcd://H:P[,H:P][/PREFIX]`` -> endpoints and the key prefix ("" or "/PREFIX", no trailing slash)."""
+    rest = url.removeprefix("etcd://")
+    hosts, slash, path = rest.partition("/")
+    prefix = ("/" + path.strip("/")) if slash and path.strip("/") else ""
+    return parse_endpoints("etcd://" + hosts), prefix
+
+
 def parse_endpoints(url: str) -> list[tuple[str, int]]:
     rest = url.removeprefix("etcd://")
     out: list[tuple[str, int]] = []
@@ -48,19 +62,20 @@ def parse_endpoints(url: str) -> list[tuple[str, int]]:
         part = part.strip().rstrip("/")
         host, sep, port = part.rpartition(":")
         if not sep or not port.isdigit() or not host:
-            raise ValueError(f"bad etcd endpoint {part!r} in {url!r}: expected etcd://HOST:PORT[,HOST:PORT]")
+            raise ValueError(f"bad etcd endpoint {part!r} in {url!r}: expected etcd://HOST:PORT[,HOST:PORT][/PREFIX]")
         out.append((host.strip("[]"), int(port)))
     return out
 
 
-def _kv(kv: Any) -> KeyValue:
-    return KeyValue(kv.key.decode(), bytes(kv.value), int(kv.create_revision), int(kv.mod_revision))
+def _kv(kv: Any, strip: int = 0) -> KeyValue:
+    return KeyValue(kv.key.decode()[strip:], bytes(kv.value), int(kv.create_revision), int(kv.mod_revision))
 
 
 class EtcdStore:
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         self.url = url
-        self._endpoints = parse_endpoints(url)
+        self._endpoints, self.prefix = parse_url(url)
+        self._strip = len(self.prefix.encode())
         self._current = 0
         self._timeout = timeout
         self._client: aetcd.Client | None = None
@@ -96,16 +111,25 @@ class EtcdStore:
                 await self._failover()
         raise ServiceUnavailable(f"etcd unavailable at {self.url}: {last}")
 
+    def _key(self, key: str) -> bytes:
+        return (self.prefix + key).encode()
+
+    def _range_key(self, prefix: str) -> bytes:
+        """A range prefix; the whole store under a key prefix is ``PREFIX/`` (never a sibling ``PREFIX2/``)."""
+        if prefix or not self.prefix:
+            return self._key(prefix)
+        return (self.prefix + "/").encode()
+
     async def connect(self) -> None:
         await self._call(lambda c: c.status())
 
     # -- Store protocol ---------------------------------------------------------------------
     async def get(self, key: str) -> KeyValue | None:
-        got = await self._call(lambda c: c.get(key.encode()))
-        return _kv(got) if got is not None else None
+        got = await self._call(lambda c: c.get(self._key(key)))
+        return _kv(got, self._strip) if got is not None else None
 
     async def create(self, key: str, value: bytes) -> KeyValue:
-        k = key.encode()
+        k = self._key(key)
 
         async def txn(c: aetcd.Client) -> tuple[bool, list[Any]]:
             result: tuple[bool, list[Any]] = await c.transaction(
@@ -120,7 +144,7 @@ class EtcdStore:
 
     async def _guarded(self, key: str, expected: int | None, success: Callable[[aetcd.Client], list[Any]]
                        ) -> tuple[Any, KeyValue]:
-        k = key.encode()
+        k = self._key(key)
 
         async def txn(c: aetcd.Client) -> tuple[bool, list[Any]]:
             compare = [c.transactions.create(k) > 0]
@@ -134,26 +158,26 @@ class EtcdStore:
         current = responses[0]
         if not current:
             raise NotFound(f"key {key} not found")
-        old = _kv(current[0][1])
+        old = _kv(current[0][1], self._strip)
         if not ok:
             raise Conflict(f"key {key} was modified (revision {old.mod_revision}, expected {expected})")
         return responses[1], old
 
     async def update(self, key: str, value: bytes, *, expected_revision: int | None = None) -> KeyValue:
-        resp, old = await self._guarded(key, expected_revision, lambda c: [c.transactions.put(key.encode(), value)])
+        resp, old = await self._guarded(key, expected_revision, lambda c: [c.transactions.put(self._key(key), value)])
         rev = int(resp.response_put.header.revision)
         return KeyValue(key, value, old.create_revision, rev)
 
     async def delete(self, key: str, *, expected_revision: int | None = None) -> KeyValue:
-        resp, old = await self._guarded(key, expected_revision, lambda c: [c.transactions.delete(key.encode())])
+        resp, old = await self._guarded(key, expected_revision, lambda c: [c.transactions.delete(self._key(key))])
         rev = int(resp.response_delete_range.header.revision)
         return KeyValue(key, old.value, old.create_revision, rev)
 
     async def range(self, prefix: str, *, revision: int | None = None, limit: int | None = None,
                     start_after: str | None = None) -> RangeResult:
-        p = prefix.encode()
-        start = (start_after.encode() + b"\x00") if start_after and start_after >= prefix else p
-        request = rpc.RangeRequest(key=start, range_end=_range_end(p), revision=revision or 0,
+        p = self._range_key(prefix)
+        start = (self._key(start_after) + b"\x00") if start_after and start_after >= prefix else p
+        request = rpc.RangeRequest(key=start or b"\x00", range_end=_range_end(p), revision=revision or 0,
                                    limit=limit or 0, sort_order=rpc.RangeRequest.ASCEND,
                                    sort_target=rpc.RangeRequest.KEY)
 
@@ -168,7 +192,7 @@ class EtcdStore:
             if "future revision" in str(exc):
                 raise Gone(f"required revision {revision} is a future revision") from exc
             raise
-        kvs = [_kv(kv) for kv in resp.kvs]
+        kvs = [_kv(kv, self._strip) for kv in resp.kvs]
         at = revision or int(resp.header.revision)
         return RangeResult(kvs, at, bool(resp.more), int(resp.count))
 
@@ -176,16 +200,16 @@ class EtcdStore:
         return self._watch(prefix, after_revision)
 
     async def _watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
-        p = prefix.encode()
+        p = self._range_key(prefix)
         client = await self._get_client()
         try:
-            w = await client.watch(p, range_end=_range_end(p), start_revision=after_revision + 1, prev_kv=True)
+            w = await client.watch(p or b"\x00", range_end=_range_end(p), start_revision=after_revision + 1, prev_kv=True)
         except RevisionCompactedError as exc:
             raise Gone(f"required revision {after_revision + 1} has been compacted") from exc
         try:
             async for ev in w:
-                kv = _kv(ev.kv)
-                prev = _kv(ev.prev_kv) if ev.prev_kv is not None else None
+                kv = _kv(ev.kv, self._strip)
+                prev = _kv(ev.prev_kv, self._strip) if ev.prev_kv is not None else None
                 if ev.kind == "DELETE":
                     gone = KeyValue(kv.key, prev.value if prev else b"", prev.create_revision if prev else 0,
                                     kv.mod_revision)

@@ -362,7 +362,12 @@ class Applier:
 
     @staticmethod
     async def resource(member: Client, obj: Obj) -> Resource:
-        return await member.resource_for(str(obj.get("apiVersion") or ""), str(obj.get("kind") or ""))
+        """The member's REST resource for a manifest's kind (discovery, cached per member client)."""
+        api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+        try:
+            return await member.resource_for(api_version, kind)
+        except NotFound as exc:
+            raise NotFound(f"the member cluster does not serve kind {kind} in {api_version}") from exc
 
     async def apply(self, cluster: str, member: Client, desired: Obj, *, force: bool = False,
                     attempts: int = 4) -> str:
@@ -428,7 +433,10 @@ class Applier:
 
     async def delete(self, cluster: str, member: Client, manifest: Obj) -> bool:
         """Delete a managed member object (in the background, so a Job's pods go too); ``False`` if none."""
-        res = await self.resource(member, manifest)
+        try:
+            res = await self.resource(member, manifest)
+        except NotFound:
+            return False  # the member does not even serve the kind
         _, _, namespace, name = identity(manifest)
         ns = (namespace or "default") if res.namespaced else None
         try:
@@ -450,7 +458,10 @@ class Applier:
 
     async def release(self, cluster: str, member: Client, manifest: Obj, attempts: int = 4) -> None:
         """Strip the managed labels and annotations, leaving the object to the member."""
-        res = await self.resource(member, manifest)
+        try:
+            res = await self.resource(member, manifest)
+        except NotFound:
+            return
         _, _, namespace, name = identity(manifest)
         ns = (namespace or "default") if res.namespaced else None
         for _ in range(attempts):
@@ -595,7 +606,10 @@ class ExecutionController(Controller):
             await self._applied_condition(work, False, message)
             if all(isinstance(e, ConflictingResource) for e in errors):
                 return Result(requeue_after=self.conflict_retry)
-            raise errors[0]
+            transient = next((e for e in errors if not isinstance(e, ConflictingResource | NotFound)), None)
+            if transient is None:  # a kind the member does not serve (yet): not worth a fast retry
+                return Result(requeue_after=self.not_ready_retry)
+            raise transient
         await self._applied_condition(work, True, "Manifest has been successfully applied")
         await self.events.record(work, "Normal", "SyncSucceed",
                                  f"Sync work({work['metadata']['namespace']}/{work['metadata']['name']}) to "

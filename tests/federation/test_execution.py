@@ -317,6 +317,20 @@ async def test_suspend_preserve_and_service_fields(fed: Federation, member: Runn
         assert kept["metadata"]["labels"]["rev"] == "2"
 
 
+async def test_kind_the_member_does_not_serve(fed: Federation) -> None:
+    widget = {"apiVersion": "example.io/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "n"}}
+    await fed.client.create(kinds.WORKS, work("widget-1", widget))
+
+    async def failed() -> dict[str, Any] | None:
+        c = condition(await fed.client.get(kinds.WORKS, "widget-1", ES), "Applied")
+        return c if c and c["status"] == "False" else None
+
+    c = await eventually(failed, timeout=10)
+    assert c["reason"] == "AppliedFailed" and "Widget" in c["message"]
+    await fed.client.delete(kinds.WORKS, "widget-1", ES)  # nothing to delete in the member: the finalizer goes
+    await eventually(lambda: _absent(fed.client, kinds.WORKS, "widget-1", ES), timeout=10)
+
+
 async def test_kubectl_delete_cluster_removes_its_works_and_their_objects(fed: Federation, apiserver: RunningServer,
                                                                           member: RunningServer) -> None:
     async with Client.from_kubeconfig(member.kubeconfig) as mc:

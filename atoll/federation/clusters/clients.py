@@ -163,7 +163,9 @@ class MemberClients:
         namespace = str(ref.get("namespace") or kinds.CLUSTER_NAMESPACE)
         if (self._secrets is not None and self._secrets.synced.is_set()
                 and namespace == kinds.CLUSTER_NAMESPACE):
-            return self._secrets.lister.get(f"{namespace}/{ref['name']}")
+            cached = self._secrets.lister.get(f"{namespace}/{ref['name']}")
+            if cached is not None:
+                return cached  # else it may be newer than the cache: ask
         try:
             return await self.fed.get(SECRETS, str(ref["name"]), namespace)
         except NotFound:

@@ -84,6 +84,7 @@ DEFAULT_GRACE = 30
 CONFIG_RETRY = 2.0
 EVENT_MAX_DELAY = 2.0
 DONE_REMEMBERED = 4096
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
@@ -212,6 +213,9 @@ class _PodWorker:
         self.adopted_terminal = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
         """A pod that was already over before this kubelet started: nothing to run or report."""
         self.final_phase: str | None = None
+        self.pod_reason: tuple[str, str] | None = None
+        """The pod-level ``status.reason``/``message`` (DeadlineExceeded)."""
+        self.started_mono: float | None = None
         self.next_wake: float | None = None
         self._restore(pod)
 
@@ -312,10 +316,31 @@ class _PodWorker:
             self.ip = self.kubelet.ips.allocate(self.uid)
         if self.start_time is None:
             self.start_time = rfc3339()
+            self.started_mono = time.monotonic()
+        deadline = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is not None and self.started_mono is not None:
+            left = self.started_mono + float(deadline) - time.monotonic()
+            if left <= 0:
+                await self._deadline_exceeded()
+                return False
+            self._wake_at(time.monotonic() + left)
         if await self._sync_init():
             await self._sync_containers()
         await self._write_status()
         return False
+
+    async def _deadline_exceeded(self) -> None:
+        """``activeDeadlineSeconds`` ran out: kill everything, the pod Fails (kubelet's active deadline handler)."""
+        self.kubelet.event(self.pod, "Normal", "DeadlineExceeded", DEADLINE_MESSAGE)
+        self.pod_reason = ("DeadlineExceeded", DEADLINE_MESSAGE)
+        await asyncio.gather(*(self._kill(c, f"Stopping container {c.name}") for c in self.containers.values()
+                               if c.running))
+        for c in self.containers.values():
+            c.stop_tasks()
+            if c.current is None or c.waiting is not None:
+                c.waiting = None
+        self.final_phase = "Failed"
+        await self._write_status()
 
     async def _sync_init(self) -> bool:
         """Run init containers in order; True once all have succeeded.
@@ -636,6 +661,8 @@ class _PodWorker:
                        "containerStatuses": regular}
         if inits:
             status["initContainerStatuses"] = inits
+        if self.pod_reason is not None:
+            status["reason"], status["message"] = self.pod_reason
         return status
 
     async def _write_status(self, *, terminal: bool = False) -> None:

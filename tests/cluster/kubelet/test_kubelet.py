@@ -201,6 +201,8 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
                        restartPolicy="Never",
                        initContainers=[{"name": "side", "image": "busybox", "restartPolicy": "Always",
                                         "command": ["sleep", "600"]}])
+        await c.create("deadline", [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}],
+                       activeDeadlineSeconds=1, restartPolicy="OnFailure")
         await c.create("init-fails", [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}],
                        restartPolicy="Never",
                        initContainers=[{"name": "one", "image": "busybox", "command": ["sh", "-c", "exit 4"]}])
@@ -253,6 +255,11 @@ async def test_crash_loop_backoff_grows_and_job_pods_finish(apiserver: RunningSe
             return "terminated" in ((await c.status("sidecar", "side")).get("state") or {})
 
         await eventually(sidecar_stopped, 10)
+        await eventually(lambda: phase("deadline", "Failed"), 15)
+        st = await c.status("deadline")
+        assert (st["reason"], st["message"]) == ("DeadlineExceeded",
+                                                 "Pod was active on the node longer than the specified deadline")
+        assert "terminated" in st["containerStatuses"][0]["state"]
         await eventually(lambda: phase("init-fails", "Failed"), 15)
         assert (await c.status("init-fails", "c"))["state"]["waiting"]["reason"] == "PodInitializing"
         assert await c.condition("init-fails", "Initialized") == "False"

@@ -184,8 +184,10 @@ def pod_conditions(pod: Obj, init_statuses: list[Obj], statuses: list[Obj], phas
             incomplete.append(c["name"])
     initialized = _condition("Initialized", not incomplete, "ContainersNotInitialized",
                              f"containers with incomplete status: [{' '.join(incomplete)}]")
-    unready = [c["name"] for c in spec.get("containers") or []
-               if not (_status_of(statuses, c["name"]) or {}).get("ready")]
+    unready = [c["name"] for c in spec.get("initContainers") or []  # sidecars count, as in kube
+               if is_restartable_init(c) and not (_status_of(init_statuses, c["name"]) or {}).get("ready")]
+    unready += [c["name"] for c in spec.get("containers") or []
+                if not (_status_of(statuses, c["name"]) or {}).get("ready")]
     if completed:
         containers_ready = _condition("ContainersReady", False, "PodCompleted")
     elif incomplete and spec.get("initContainers"):

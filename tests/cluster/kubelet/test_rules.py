@@ -231,6 +231,9 @@ def _conds(pod: Obj, inits: list[Obj], statuses: list[Obj], phase: str) -> dict[
      {"Ready": ("False", "ContainersNotReady"), "ContainersReady": ("False", "ContainersNotReady")}),
     ({"spec": {"containers": [{"name": "c"}], "initContainers": [{"name": "i"}]}}, [running("i")], [waiting()],
      "Pending", {"Initialized": ("False", "ContainersNotInitialized"), "Ready": ("False", "ContainersNotReady")}),
+    ({"spec": {"containers": [{"name": "c"}], "initContainers": [{"name": "side", "restartPolicy": "Always"}]}},
+     [{**running("side", ready=False), "started": True}], [running()], "Running",
+     {"Initialized": ("True", ""), "ContainersReady": ("False", "ContainersNotReady")}),  # sidecars count
     ({"spec": {"containers": [{"name": "c"}], "restartPolicy": "Never"}}, [], [exited()], "Succeeded",
      {"Ready": ("False", "PodCompleted"), "ContainersReady": ("False", "PodCompleted")}),
     ({"spec": {"containers": [{"name": "c"}], "readinessGates": [{"conditionType": "example.com/lb"}]}}, [],

@@ -515,6 +515,8 @@ class ExecutionController(Controller):
     """
 
     NAME: ClassVar[str] = "execution-controller"
+    workers = 5
+    """Karmada's ``--concurrent-work-syncs`` default."""
 
     def __init__(self, client: Client, members: MemberClients, *, applier: Applier | None = None,
                  not_ready_retry: float = 10.0, conflict_retry: float = 30.0) -> None:
@@ -568,10 +570,9 @@ class ExecutionController(Controller):
         if cluster is None:
             return Result()  # the Cluster's ADDED event brings this Work back
         if EXECUTION_FINALIZER not in (md.get("finalizers") or []):
-            await self.client.patch(kinds.WORKS, md["name"], {"metadata": {
+            work = await self.client.patch(kinds.WORKS, md["name"], {"metadata": {
                 "finalizers": [*(md.get("finalizers") or []), EXECUTION_FINALIZER],
                 "resourceVersion": md.get("resourceVersion")}}, namespace)
-            return Result()  # the update event brings it back
         spec = work.get("spec") or {}
         suspended = bool(spec.get("suspendDispatching"))
         await self._dispatching_condition(work, suspended)

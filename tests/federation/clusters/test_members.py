@@ -137,6 +137,13 @@ async def test_join_status_outage_recovery_and_unjoin(apiserver: RunningServer, 
                 return None
 
             c = await eventually(unreachable, timeout=15)
+            # A Work for the unreachable member waits (retried slowly) until it is back.
+            cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later", "namespace": "apps"},
+                  "data": {"k": "v"}}
+            await fed.client.create(kinds.WORKS, {
+                "apiVersion": kinds.WORK_V1ALPHA1, "kind": "Work",
+                "metadata": {"name": "later-1", "namespace": "karmada-es-member-a"},
+                "spec": {"workload": {"manifests": [cm]}}})
             took = time.monotonic() - stopped_at
             assert ready(c)["reason"] == "ClusterNotReachable"
             assert 0.9 <= took < 8, took  # failure threshold 1 s, probes every 0.3 s
@@ -151,6 +158,17 @@ async def test_join_status_outage_recovery_and_unjoin(apiserver: RunningServer, 
                 return (ready(c) or {}).get("status") == "True" and not c["spec"].get("taints")
 
             await eventually(recovered, timeout=20)
+            async with Client.from_kubeconfig(member.kubeconfig) as mc2:
+                async def applied() -> bool:
+                    try:
+                        got = await mc2.get(Resource("v1", "configmaps", True, "ConfigMap"), "later", "apps")
+                    except NotFound:
+                        return False
+                    return bool(got["data"] == {"k": "v"})
+
+                await eventually(applied, timeout=15)
+            table = (await asyncio.to_thread(apiserver.kubectl, "get", "clusters", "-o", "wide")).stdout
+            assert "member-a" in table and "True" in table and "Push" in table, table
 
             await unjoin(fed.client, "member-a", timeout=10)
             with pytest.raises(NotFound):

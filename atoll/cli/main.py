@@ -342,6 +342,12 @@ def unjoin(
     typer.echo(f"cluster {name} unjoined")
 
 
+# Commands of the multi-cloud (atoll up and around it) live in their own modules.
+from atoll.cli import up as _up  # noqa: E402
+
+_up.register(app)
+
+
 def main() -> None:
     app()
 

@@ -12,7 +12,9 @@ scheduler binds them (as kube does since 1.12) and resources are still checked.
 
 Per node (:func:`manage_node`): create when missing, delete failed pods (with
 per-node backoff so a kubelet that keeps rejecting a pod is not hammered), keep one pod
-(two while surging), delete pods from nodes that should not run them.
+(two while surging), delete pods from nodes that should not run them. Pods pinned to a
+node that does not exist are deleted only while unbound; bound ones are left to the pod
+garbage collector, as in kube. Orphans matching the selector are adopted.
 Updates (:func:`rolling_update`) are kube's: with ``maxSurge: 0`` up to
 ``maxUnavailable`` old pods are deleted (old unavailable ones always); with ``maxSurge``
 a new pod starts next to the old one, which is deleted once the new one is available.
@@ -33,8 +35,15 @@ from typing import Any, ClassVar
 
 from atoll.api.errors import Conflict, NotFound
 from atoll.api.meta import generate_name
+from atoll.api.selectors import LabelSelector
 from atoll.client import Client, Resource
-from atoll.cluster.controllers.history import CONTROLLER_REVISIONS, REVISION_LABEL, RevisionHistory
+from atoll.cluster.controllers.history import (
+    CONTROLLER_REVISIONS,
+    REVISION_LABEL,
+    RevisionHistory,
+    adopt,
+    release,
+)
 from atoll.cluster.scheduler.framework import CycleContext, NodeInfo
 from atoll.cluster.scheduler.plugins.node_affinity import NodeAffinity
 from atoll.cluster.scheduler.plugins.taint_toleration import untolerated
@@ -304,10 +313,10 @@ class DaemonSetController(Controller):
         self.history = RevisionHistory(client, kind="DaemonSet", hash_label=REVISION_LABEL)
         self.failed_pod_backoff = failed_pod_backoff
         self._backoff: dict[tuple[str, str], tuple[float, float]] = {}
-        self._expected: dict[str, Expectations] = {}
         """(daemonset uid, node) → (current delay, monotonic time of the last failed-pod deletion)."""
+        self._expected: dict[str, Expectations] = {}
         self.daemonsets = self.watch(Informer(client, DAEMONSETS))
-        self.pods = self.watch(Informer(client, PODS), key_for=self._owner_keys)
+        self.pods = self.watch(Informer(client, PODS), key_for=self._pod_keys)
         self.revisions = self.watch(Informer(client, CONTROLLER_REVISIONS), key_for=self._owner_keys)
         self.nodes = self.watch(Informer(client, NODES), key_for=self._all_keys)
 
@@ -317,6 +326,33 @@ class DaemonSetController(Controller):
         if ref is None or ref.get("kind") != "DaemonSet":
             return []
         return [f"{(obj.get('metadata') or {}).get('namespace')}/{ref['name']}"]
+
+    def _pod_keys(self, pod: Obj) -> list[str]:
+        """The owner of a pod, or for an orphan every DaemonSet whose selector matches it."""
+        if controller_of(pod) is not None:
+            return self._owner_keys(pod)
+        md = pod.get("metadata") or {}
+        return [key_of(ds) for ds in self.daemonsets.lister.list(md.get("namespace"))
+                if LabelSelector.from_dict((ds.get("spec") or {}).get("selector")).matches(md.get("labels") or {})]
+
+    async def _claim_pods(self, ds: Obj) -> list[Obj]:
+        """kube's ``ClaimPods``: adopt matching orphans, release pods whose labels stopped matching."""
+        md = ds["metadata"]
+        selector = LabelSelector.from_dict((ds.get("spec") or {}).get("selector"))
+        owned: list[Obj] = []
+        for pod in self.pods.lister.list(md.get("namespace")):
+            ref, labels = controller_of(pod), (pod.get("metadata") or {}).get("labels") or {}
+            if ref is None:
+                if selector.matches(labels) and not pod["metadata"].get("deletionTimestamp"):
+                    adopted = await adopt(self.client, ds, pod, "DaemonSet")
+                    if adopted is not None:
+                        owned.append(adopted)
+            elif ref.get("uid") == md.get("uid"):
+                if selector.matches(labels):
+                    owned.append(pod)
+                else:
+                    await release(self.client, ds, pod)
+        return owned
 
     def _all_keys(self, _node: Obj) -> list[str]:
         return [key_of(ds) for ds in self.daemonsets.lister.list()]
@@ -350,7 +386,7 @@ class DaemonSetController(Controller):
         recheck: float | None = None
 
         by_node: dict[str, list[Obj]] = {}
-        owned = self._owned(self.pods, ds)
+        owned = await self._claim_pods(ds)
         for pod in owned:
             by_node.setdefault(target_node(pod), []).append(pod)
         expect = self._expected.setdefault(key, Expectations())
@@ -384,6 +420,12 @@ class DaemonSetController(Controller):
         delete: list[str] = []
         failed_nodes: dict[str, str] = {}
         for name in sorted(set(nodes) | set(views)):
+            if name not in nodes:
+                # No such node (yet, or any more): kube deletes only pods the scheduler has not bound;
+                # bound ones are the pod garbage collector's.
+                delete += [p["metadata"]["name"] for p in by_node.get(name, [])
+                           if not (p.get("spec") or {}).get("nodeName") and not p["metadata"].get("deletionTimestamp")]
+                continue
             run, keep = eligibility.get(name, (False, False))
             backoff_key = (str(md.get("uid")), name)
             wait = self._in_backoff(backoff_key)
@@ -397,7 +439,7 @@ class DaemonSetController(Controller):
             for failed in actions.failed:
                 failed_nodes[failed] = name
         if rolling:
-            update_view = {n: (eligibility.get(n, (False, False))[0], v) for n, v in views.items() if n}
+            update_view = {n: (eligibility[n][0], v) for n, v in views.items() if n in nodes}
             old, surge_on = rolling_update(update_view, hash_=hash_, max_unavailable=max_unavailable,
                                            max_surge=max_surge)
             delete += [p for p in old if p not in delete]
@@ -453,12 +495,11 @@ class DaemonSetController(Controller):
                              views: Mapping[str, list[DaemonPod]], hash_: str, collisions: int) -> None:
         md = ds["metadata"]
         desired = current = ready = available = updated = misscheduled = 0
-        for name in set(nodes) | set(views):
-            run = nodes.get(name, (False, False))[0]
+        for name, (run, _) in nodes.items():  # as kube: pods on unknown nodes are in no count
             pods = sorted((p for p in views.get(name, []) if not p.terminating),
                           key=lambda p: (p.phase != "Running", p.created, p.name))
             if not run:
-                misscheduled += bool(pods) and bool(name)
+                misscheduled += bool(pods)
                 continue
             desired += 1
             if not pods:

@@ -156,3 +156,45 @@ class RevisionHistory:
                                          owner["metadata"].get("namespace"))
             except (NotFound, Conflict):
                 pass
+
+
+# -- ownership ---------------------------------------------------------------------------------
+# StatefulSets and DaemonSets, like kube's ``ClaimPods``, adopt matching orphans and release
+# pods whose labels no longer match; both need the same two patches.
+
+PODS = Resource("v1", "pods", True, "Pod")
+
+
+def controller_ref(owner: Obj, kind: str, api_version: str = "apps/v1") -> Obj:
+    md = owner["metadata"]
+    return {"apiVersion": api_version, "kind": kind, "name": md["name"], "uid": md["uid"], "controller": True,
+            "blockOwnerDeletion": True}
+
+
+async def adopt(client: Client, owner: Obj, pod: Obj, kind: str) -> Obj | None:
+    """Make ``owner`` the controller of an orphan pod; the pod as patched, or None if it is gone.
+
+    A Conflict (the pod changed since the cache saw it) propagates: the caller must retry
+    rather than act on a view that lacks the pod, or it would create a duplicate.
+    """
+    pmd = pod["metadata"]
+    refs = [*(pmd.get("ownerReferences") or []), controller_ref(owner, kind)]
+    try:
+        patched: Obj = await client.patch(PODS, pmd["name"], {"metadata": {
+            "ownerReferences": refs, "resourceVersion": pmd.get("resourceVersion")}},
+            pmd.get("namespace"))
+        return patched
+    except NotFound:
+        return None
+
+
+async def release(client: Client, owner: Obj, pod: Obj) -> None:
+    """Drop ``owner``'s reference from a pod that no longer matches its selector."""
+    pmd = pod["metadata"]
+    refs = [r for r in pmd.get("ownerReferences") or [] if r.get("uid") != owner["metadata"].get("uid")]
+    try:
+        await client.patch(PODS, pmd["name"], {"metadata": {
+            "ownerReferences": refs or None, "resourceVersion": pmd.get("resourceVersion")}},
+            pmd.get("namespace"))
+    except (NotFound, Conflict):
+        pass

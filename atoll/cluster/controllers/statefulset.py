@@ -37,16 +37,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from atoll.api.errors import AlreadyExists, Conflict, NotFound
+from atoll.api.selectors import LabelSelector
 from atoll.client import Client, Resource
 from atoll.cluster.controllers.history import (
     CONTROLLER_REVISIONS,
     REVISION_LABEL,
     RevisionHistory,
+    adopt,
+    release,
     template_of,
 )
 from atoll.machinery.controlling import Controller, Result
 from atoll.machinery.events import EventRecorder
-from atoll.machinery.informing import Informer, split_key
+from atoll.machinery.informing import Informer, key_of, split_key
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +244,7 @@ class StatefulSetController(Controller):
         self.events = EventRecorder(client, self.NAME)
         self.history = RevisionHistory(client, kind="StatefulSet")
         self.sets = self.watch(Informer(client, STATEFULSETS))
-        self.pods = self.watch(Informer(client, PODS), key_for=self._owner_keys)
+        self.pods = self.watch(Informer(client, PODS), key_for=self._pod_keys)
         self.revisions = self.watch(Informer(client, CONTROLLER_REVISIONS), key_for=self._owner_keys)
         self.claims = self.watch(Informer(client, PVCS), key_for=lambda _claim: [])  # a cache, no triggers
 
@@ -251,6 +254,35 @@ class StatefulSetController(Controller):
         if ref is None or ref.get("kind") != "StatefulSet":
             return []
         return [f"{(obj.get('metadata') or {}).get('namespace')}/{ref['name']}"]
+
+    def _pod_keys(self, pod: Obj) -> list[str]:
+        """The owner of a pod, or for an orphan the set whose member (by name and labels) it could be."""
+        if controller_of(pod) is not None:
+            return self._owner_keys(pod)
+        md = pod.get("metadata") or {}
+        return [key_of(s) for s in self.sets.lister.list(md.get("namespace"))
+                if ordinal_of(s["metadata"]["name"], pod) is not None
+                and LabelSelector.from_dict((s.get("spec") or {}).get("selector")).matches(md.get("labels") or {})]
+
+    async def _claim_pods(self, sts: Obj) -> list[Obj]:
+        """kube's ``ClaimPods``: adopt orphans named and labelled as members, release pods that stopped matching."""
+        md = sts["metadata"]
+        selector = LabelSelector.from_dict((sts.get("spec") or {}).get("selector"))
+        owned: list[Obj] = []
+        for pod in self.pods.lister.list(md.get("namespace")):
+            ref, labels = controller_of(pod), (pod.get("metadata") or {}).get("labels") or {}
+            if ref is None:
+                if ordinal_of(md["name"], pod) is not None and selector.matches(labels) \
+                        and not pod["metadata"].get("deletionTimestamp"):
+                    adopted = await adopt(self.client, sts, pod, "StatefulSet")
+                    if adopted is not None:
+                        owned.append(adopted)
+            elif ref.get("uid") == md.get("uid"):
+                if selector.matches(labels):
+                    owned.append(pod)
+                else:
+                    await release(self.client, sts, pod)
+        return owned
 
     def _owned(self, informer: Informer, sts: Obj) -> list[Obj]:
         md = sts["metadata"]
@@ -268,7 +300,7 @@ class StatefulSetController(Controller):
         status = sts.get("status") or {}
         current_rev = next((r for r in revisions if r["metadata"]["name"] == status.get("currentRevision")),
                            update_rev)
-        pods = {o: p for p in self._owned(self.pods, sts) if (o := ordinal_of(name, p)) is not None}
+        pods = {o: p for p in await self._claim_pods(sts) if (o := ordinal_of(name, p)) is not None}
         now = dt.datetime.now(dt.UTC)
         min_ready = int(spec.get("minReadySeconds") or 0)
         recheck: float | None = None

@@ -24,6 +24,7 @@ from atoll.cluster.controllers.daemonset import (
     target_node,
 )
 from atoll.cluster.controllers.history import REVISION_LABEL
+from atoll.cluster.controllers.podgc import PodGCController
 from atoll.cluster.kubelet.simulated import NODES, NodeSpec, SimulatedNodes
 from atoll.cluster.scheduler.controller import SchedulerController
 from tests.conftest import RunningServer, require_kubectl
@@ -173,7 +174,8 @@ async def test_daemonset_follows_nodes_updates_and_reports_status(apiserver: Run
                  NodeSpec("ds-other")]
         sim = SimulatedNodes(client, specs, renew_interval=1)
         late = SimulatedNodes(client, [NodeSpec("ds-d", labels={"role": "worker"})], renew_interval=1)
-        controllers = [SchedulerController(client), DaemonSetController(client, failed_pod_backoff=(0.1, 1.0))]
+        controllers = [SchedulerController(client), DaemonSetController(client, failed_pod_backoff=(0.1, 1.0)),
+                       PodGCController(client, interval=0.2, quarantine=0.2)]  # collects pods of deleted nodes
         tasks = [asyncio.create_task(sim.run(stop))] + [asyncio.create_task(c.run(stop)) for c in controllers]
         try:
             agent = daemonset("agent", ns)
@@ -251,7 +253,11 @@ async def test_daemonset_follows_nodes_updates_and_reports_status(apiserver: Run
             await client.patch(NODES, "ds-b", {"metadata": {"labels": {"role": None}}})
             await eventually(lambda: status(desiredNumberScheduled=1, numberReady=1, numberMisscheduled=0),
                              timeout=30)
-            assert set(await placement()) == {"ds-a"}
+
+            async def only_on_a() -> bool:
+                return set(await placement()) == {"ds-a"}
+
+            await eventually(only_on_a, timeout=20)
             events = Resource("v1", "events", True, "Event")
             reasons = {e["reason"] for e in (await client.list(events, ns))["items"]
                        if e["involvedObject"].get("kind") == "DaemonSet"}
@@ -329,6 +335,10 @@ async def test_daemonset_on_delete(apiserver: RunningServer) -> None:
         controllers = [SchedulerController(client), DaemonSetController(client)]
         tasks = [asyncio.create_task(sim.run(stop))] + [asyncio.create_task(c.run(stop)) for c in controllers]
         try:
+            # An orphan that matches the selector on one node is adopted, not duplicated.
+            orphan = await client.create(PODS, {"metadata": {"name": "stray", "namespace": ns, "labels": {"app": "od"}},
+                                                "spec": {"nodeName": f"{ns}-0",
+                                                         "containers": [{"name": "c", "image": "v1"}]}})
             ds = daemonset("od", ns, updateStrategy={"type": "OnDelete"})
             ds["spec"]["template"]["spec"]["nodeSelector"] = {"pool": ns}
             await client.create(DAEMONSETS, ds)
@@ -339,8 +349,13 @@ async def test_daemonset_on_delete(apiserver: RunningServer) -> None:
                 ok = st.get("observedGeneration") == obj["metadata"]["generation"]
                 return st if ok and all(st.get(k) == v for k, v in want.items()) else None
 
-            await eventually(lambda: status(desiredNumberScheduled=2, numberAvailable=2, updatedNumberScheduled=2),
+            # The adopted pod has no revision label: it counts as not updated (OnDelete leaves it be).
+            await eventually(lambda: status(desiredNumberScheduled=2, numberAvailable=2, updatedNumberScheduled=1),
                              timeout=30)
+            stray = await client.get(PODS, "stray", ns)
+            assert stray["metadata"]["uid"] == orphan["metadata"]["uid"]
+            assert stray["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+            assert len((await client.list(PODS, ns))["items"]) == 2
             await client.patch(DAEMONSETS, "od", {"spec": {"template": {"metadata": {"labels": {
                 "app": "od", "v": "2"}}}}}, ns, patch_type="strategic")
             await eventually(lambda: status(numberAvailable=2, updatedNumberScheduled=0), timeout=20)

@@ -647,11 +647,11 @@ async def test_cronjob_concurrency_policies(apiserver: RunningServer) -> None:
         first = await eventually(lambda: cron_jobs(client, ns, "long"), timeout=20)
         assert len(first) == 1
 
-        async def active_names() -> list[str]:
+        async def active_is(names: list[str]) -> bool:
             st = (await client.get(CRONJOBS, "long", ns)).get("status") or {}
-            return [r["name"] for r in st.get("active") or []]
+            return [r["name"] for r in st.get("active") or []] == names
 
-        assert await eventually(active_names, timeout=10) == list(first)
+        await eventually(lambda: active_is(list(first)), timeout=10)
         clock.skip_minute()
         await poke(client, ns, "long", 1)
         await asyncio.sleep(1.0)
@@ -664,7 +664,7 @@ async def test_cronjob_concurrency_policies(apiserver: RunningServer) -> None:
             return jobs if len(jobs) == 1 and set(jobs) != set(first) else None
 
         now = await eventually(replaced, timeout=20)
-        assert await eventually(active_names, timeout=10) == list(now)
+        await eventually(lambda: active_is(list(now)), timeout=10)
 
 
 async def test_pod_failure_policy_ignores_disruptions_and_fails_on_exit_codes(apiserver: RunningServer) -> None:

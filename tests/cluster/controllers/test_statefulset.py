@@ -301,3 +301,27 @@ async def test_on_delete_updates_only_pods_someone_deletes(apiserver: RunningSer
         await eventually(lambda: status(readyReplicas=2, updatedReplicas=1, currentReplicas=1), timeout=20)
         assert (await client.get(PODS, "od-1", ns))["metadata"]["labels"]["v"] == "2"
         assert "v" not in (await client.get(PODS, "od-0", ns))["metadata"]["labels"]
+
+
+async def test_orphans_named_as_members_are_adopted(apiserver: RunningServer) -> None:
+    ns = "sts-adopt"
+    async with cluster(apiserver, ns) as client:
+        orphan = await client.create(PODS, {"metadata": {"name": "keep-0", "namespace": ns, "labels": {"app": "keep"}},
+                                            "spec": {"containers": [{"name": "c", "image": "v1"}]}})
+        stranger = await client.create(PODS, {"metadata": {"name": "keep-x", "namespace": ns,
+                                                           "labels": {"app": "keep"}},
+                                              "spec": {"containers": [{"name": "c", "image": "v1"}]}})
+        # OnDelete: an adopted pod has no revision label, so a RollingUpdate would (as in kube) replace it.
+        await client.create(STATEFULSETS, statefulset("keep", ns, replicas=2, podManagementPolicy="Parallel",
+                                                      updateStrategy={"type": "OnDelete"}))
+
+        async def ready() -> bool:
+            st = (await client.get(STATEFULSETS, "keep", ns)).get("status") or {}
+            return st.get("readyReplicas") == 2
+
+        await eventually(ready, timeout=30)
+        adopted = await client.get(PODS, "keep-0", ns)
+        assert adopted["metadata"]["uid"] == orphan["metadata"]["uid"]
+        assert adopted["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+        assert not (await client.get(PODS, "keep-x", ns))["metadata"].get("ownerReferences")  # not a member name
+        assert stranger["metadata"]["uid"]

@@ -368,12 +368,18 @@ class DaemonSetController(Controller):
 
     def _next_backoff(self, key: tuple[str, str]) -> None:
         base, cap = self.failed_pod_backoff
-        delay, _ = self._backoff.get(key, (0.0, 0.0))
-        self._backoff[key] = (min(cap, delay * 2 if delay else base), time.monotonic())
+        now = time.monotonic()
+        delay, last = self._backoff.get(key, (0.0, 0.0))
+        if delay and now - last > 2 * cap:
+            delay = 0.0  # quiet long enough: start over, as kube's backoff does
+        self._backoff[key] = (min(cap, delay * 2 if delay else base), now)
+        if len(self._backoff) > 4096:  # kube GCs its failed-pod backoff entries the same way
+            self._backoff = {k: v for k, v in self._backoff.items() if now - v[1] <= 2 * cap}
 
     async def reconcile(self, key: str) -> Result:
         ds = self.daemonsets.lister.get(key)
         if ds is None or ds["metadata"].get("deletionTimestamp"):
+            self._expected.pop(key, None)
             return Result()  # the garbage collector removes its pods and revisions
         md, spec = ds["metadata"], ds.get("spec") or {}
         update_rev, collisions, revisions = await self.history.sync(ds, self._owned(self.revisions, ds))

@@ -226,8 +226,9 @@ async def test_ordered_statefulset_identity_storage_rollout_and_scale(apiserver:
 
         await eventually(recreated, timeout=20)
 
-        # Scale down removes the highest ordinals; whenScaled: Delete hands their claims to the pods.
-        await client.patch(STATEFULSETS, "db", {"spec": {"replicas": 1}}, ns)
+        # Scale down (through /scale) removes the highest ordinals; whenScaled: Delete hands their claims
+        # to the pods.
+        await asyncio.to_thread(apiserver.kubectl, "scale", "statefulset/db", "--replicas=1", "-n", ns)
         await eventually(lambda: ready(1), timeout=30)
         names = {p["metadata"]["name"] for p in (await client.list(PODS, ns))["items"]}
         assert names == {"db-0"}

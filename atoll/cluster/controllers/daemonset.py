@@ -70,14 +70,19 @@ DEFAULT_TOLERATIONS: tuple[Obj, ...] = (
     {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
     {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
 )
-NETWORK_UNAVAILABLE = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"}
+NETWORK_UNAVAILABLE = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists",
+                       "effect": "NoSchedule"}
 
 
 # -- pure decisions ----------------------------------------------------------------------------
 
 
 def daemon_pod_spec(template_spec: Mapping[str, Any]) -> Obj:
-    """The template's pod spec plus the tolerations every daemon pod gets (kube's ``AddOrUpdateDaemonPodTolerations``)."""
+    """The template's pod spec plus the tolerations every daemon pod gets.
+
+    kube's ``AddOrUpdateDaemonPodTolerations``: a daemon must keep running on nodes that
+    are not ready, unreachable, under pressure or cordoned.
+    """
     spec = copy.deepcopy(dict(template_spec))
     tolerations = list(spec.get("tolerations") or [])
     wanted = [*DEFAULT_TOLERATIONS, *([NETWORK_UNAVAILABLE] if spec.get("hostNetwork") else [])]
@@ -89,7 +94,11 @@ def daemon_pod_spec(template_spec: Mapping[str, Any]) -> Obj:
 
 
 def pin_to_node(spec: Obj, node: str) -> Obj:
-    """Require ``metadata.name In [node]`` in every node selector term (kube's ``ReplaceDaemonSetPodNodeNameNodeAffinity``)."""
+    """Require ``metadata.name In [node]`` in every node selector term.
+
+    kube's ``ReplaceDaemonSetPodNodeNameNodeAffinity``: the scheduler binds the pod, so
+    resources and ports are still checked, but only onto this node.
+    """
     spec = copy.deepcopy(spec)
     affinity = spec.setdefault("affinity", {})
     node_affinity = affinity.setdefault("nodeAffinity", {})
@@ -452,7 +461,7 @@ class DaemonSetController(Controller):
             create_on += [n for n in surge_on if n not in create_on]
 
         if not settled:
-            create_on, delete = [], []  # our last creations/deletions are not in the cache yet (kube's expectations)
+            create_on, delete = [], []  # our last writes are not in the cache yet (kube's expectations)
         # Deletions first: a surge that replaced an old pod never overlaps the next surge.
         pods_by_name = {p["metadata"]["name"]: p for pods in by_node.values() for p in pods}
         for name in delete:
@@ -514,7 +523,7 @@ class DaemonSetController(Controller):
             first = pods[0]
             ready += first.ready
             available += first.ready and first.available
-            updated += first.hash == hash_  # kube looks at the oldest pod only: a surged node counts once the old one goes
+            updated += first.hash == hash_  # the oldest pod only (kube): a surged node counts once the old goes
         status: Obj = {"observedGeneration": md.get("generation", 1), "desiredNumberScheduled": desired,
                        "currentNumberScheduled": current, "numberReady": ready, "numberAvailable": available,
                        "numberUnavailable": desired - available, "updatedNumberScheduled": updated,

@@ -265,7 +265,7 @@ class StatefulSetController(Controller):
                 and LabelSelector.from_dict((s.get("spec") or {}).get("selector")).matches(md.get("labels") or {})]
 
     async def _claim_pods(self, sts: Obj) -> list[Obj]:
-        """kube's ``ClaimPods``: adopt orphans named and labelled as members, release pods that stopped matching."""
+        """kube's ``ClaimPods``: adopt orphans named and labelled as members, release non-matching pods."""
         md = sts["metadata"]
         selector = LabelSelector.from_dict((sts.get("spec") or {}).get("selector"))
         owned: list[Obj] = []

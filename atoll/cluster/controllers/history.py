@@ -9,6 +9,9 @@ from new ones and how ``status.currentRevision``/``updateRevision`` are reported
 The hash is kube's: FNV-32a over the revision data (plus ``collisionCount`` when a name
 is taken by a revision with different data), spelled with ``rand.SafeEncodeString``'s
 alphabet so it never forms words.
+
+The module also holds the two ownership patches (adopt an orphan, release a pod that
+stopped matching) both revisioned controllers make.
 """
 
 from __future__ import annotations

@@ -179,10 +179,16 @@ def _endpoints(ep: Obj) -> str:
 
 
 def _job_status(job: Obj) -> str:
-    for c in _status(job).get("conditions") or []:
-        if c.get("status") == "True" and c.get("type") in ("Complete", "Failed", "Suspended", "FailureTarget"):
-            return {"Complete": "Complete", "Failed": "Failed", "Suspended": "Suspended",
-                    "FailureTarget": "FailureTarget"}[c["type"]]
+    """kube's printer checks conditions in this order, whatever their order in the list."""
+    true = {c.get("type") for c in _status(job).get("conditions") or [] if c.get("status") == "True"}
+    for kind in ("Complete", "Failed"):
+        if kind in true:
+            return kind
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for kind in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if kind in true:
+            return kind
     return "Running"
 
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from atoll.apiserver.server import APIServer, ServerConfig
 from atoll.client import Client
+from atoll.cluster.controllers.cronjob import CronJobController
 from atoll.cluster.controllers.daemonset import DaemonSetController
 from atoll.cluster.controllers.deployment import DeploymentController
 from atoll.cluster.controllers.endpoints import EndpointsController
@@ -128,6 +129,7 @@ class MemberCluster:
         controllers: list[Any] = [
             SchedulerController(client), DeploymentController(client), ReplicaSetController(client),
             StatefulSetController(client), DaemonSetController(client), JobController(client),
+            CronJobController(client),
             EndpointSliceController(client), EndpointsController(client),
             ServiceAccountController(client, ca_pem=ca_pem),
             NodeLifecycleController(client, grace_period=cfg.node_monitor_grace_period),

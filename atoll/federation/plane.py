@@ -111,13 +111,16 @@ class Federation:
                                     success_threshold=cfg.cluster_success_threshold),
             Detector(client), DependenciesDistributor(client), SchedulerController(client),
             BindingController(client), ClusterResourceBindingController(client),
-            ExecutionController(client, members), WorkStatusController(client, members),
         ]
+        execution = ExecutionController(client, members)
+        controllers += [execution, WorkStatusController(client, members, applier=execution.applier)]
         for c in controllers:
             metrics = getattr(c, "metrics", None)
             if isinstance(metrics, CollectorRegistry):
                 self.server.extra_metrics.append(metrics)
-        return {c.NAME: c for c in controllers}
+        components: dict[str, Component] = {"member-clients": members}
+        components.update({c.NAME: c for c in controllers})
+        return components
 
     async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[Any]]) -> None:
         while not self._stop.is_set():

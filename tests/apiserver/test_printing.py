@@ -85,3 +85,26 @@ def test_custom_printer_columns_with_jsonpath() -> None:
     assert table["rows"][0]["cells"] == ["w", 3, "True", "2m"]
     missing = to_table(info, [{"metadata": {"name": "x"}}], now=NOW)["rows"][0]["cells"]
     assert missing[:3] == ["x", None, None]
+
+
+def job(*conditions: str, deleting: bool = False) -> dict:
+    md = {"name": "j", "creationTimestamp": "2026-01-02T11:59:00Z"}
+    if deleting:
+        md["deletionTimestamp"] = "2026-01-02T12:00:00Z"
+    return {"metadata": md, "spec": {"completions": 1},
+            "status": {"conditions": [{"type": c, "status": "True"} for c in conditions]}}
+
+
+@pytest.mark.parametrize(("obj", "status"), [
+    (job(), "Running"),
+    (job("FailureTarget", "Failed"), "Failed"),         # kube's order, not the list's
+    (job("SuccessCriteriaMet", "Complete"), "Complete"),
+    (job("Suspended", deleting=True), "Terminating"),
+    (job("Suspended"), "Suspended"),
+    (job("SuccessCriteriaMet"), "SuccessCriteriaMet"),
+])
+def test_job_status_column(obj: dict, status: str) -> None:
+    info = REG.get("batch", "v1", "jobs")
+    assert info is not None
+    table = to_table(info, [obj], now=NOW)
+    assert table["rows"][0]["cells"][1] == status

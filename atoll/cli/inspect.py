@@ -227,7 +227,8 @@ def get_table(placements: Sequence[Mapping[str, Any]], *, all_namespaces: bool =
 
     for p in placements:
         ns = [str(p["namespace"])] if all_namespaces else []
-        where = f"{len(p['clusters'])} clusters" if p["scheduled"] else "not scheduled"
+        n = len(p["clusters"])
+        where = f"{n} cluster{'' if n == 1 else 's'}" if p["scheduled"] else "not scheduled"
         out.append([*ns, f"{str(p['kind']).lower()}/{p['name']}", where, ready(p["readyReplicas"], p["replicas"]),
                     str(p["health"]), ""])
         for c in p["clusters"]:

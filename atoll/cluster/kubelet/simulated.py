@@ -125,6 +125,8 @@ class SimulatedNodes:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._handled: dict[str, str] = {}
         """pod key → the last stage applied ("running", "succeeded")."""
+        self._complete_at: dict[str, float] = {}
+        """pod key → when (loop time) a run-to-completion pod succeeds."""
 
     async def register(self) -> None:
         sem = asyncio.Semaphore(32)
@@ -161,6 +163,7 @@ class SimulatedNodes:
         if event == "DELETED":
             self.ips.release(obj["metadata"].get("uid", ""))
             self._handled.pop(key_of(obj), None)
+            self._complete_at.pop(key_of(obj), None)
             return
         self._queue.put_nowait(key_of(obj))
 
@@ -183,8 +186,13 @@ class SimulatedNodes:
             self._handled[key] = "running"
             await self._set_status(pod, "Running")
             if spec.get("restartPolicy") in ("Never", "OnFailure"):
-                asyncio.get_running_loop().call_later(self.stages.complete, self._queue.put_nowait, key)
-        elif stage == "running" and spec.get("restartPolicy") in ("Never", "OnFailure") and phase == "Running":
+                loop = asyncio.get_running_loop()
+                self._complete_at[key] = loop.time() + self.stages.complete
+                loop.call_later(self.stages.complete, self._queue.put_nowait, key)
+        elif stage == "running" and spec.get("restartPolicy") in ("Never", "OnFailure") and phase == "Running" \
+                and asyncio.get_running_loop().time() >= self._complete_at.get(key, 0.0):
+            # Only the timer completes a pod: other events (our own status write) come earlier.
+            self._complete_at.pop(key, None)
             self._handled[key] = "succeeded"
             await self._set_status(pod, "Succeeded")
 

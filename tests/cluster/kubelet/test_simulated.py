@@ -36,7 +36,7 @@ async def test_simulated_nodes_run_complete_and_delete_pods(apiserver: RunningSe
     async with Client.from_kubeconfig(apiserver.kubeconfig) as client:
         await client.create(NSS, {"metadata": {"name": "sim"}})
         specs = [NodeSpec(f"sim-{i}", cpu="2", labels={"topology.kubernetes.io/zone": f"z{i}"}) for i in range(3)]
-        sim = SimulatedNodes(client, specs, stages=Stages(start=0.05, complete=0.1), renew_interval=0.5)
+        sim = SimulatedNodes(client, specs, stages=Stages(start=0.05, complete=1.0), renew_interval=0.5)
         sched = SchedulerController(client)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(sim.run(stop)), asyncio.create_task(sched.run(stop))]
@@ -65,10 +65,21 @@ async def test_simulated_nodes_run_complete_and_delete_pods(apiserver: RunningSe
             ips = await eventually(running)
             assert len(set(ips)) == 4 and all(ip.startswith("127.16.") for ip in ips)
 
+            async def phase_of_job() -> str:
+                return str(((await client.get(PODS, "job", "sim")).get("status") or {}).get("phase") or "")
+
+            async def job_running() -> bool:
+                return await phase_of_job() == "Running"
+
+            await eventually(job_running)
+            running_since = asyncio.get_running_loop().time()
+
             async def succeeded() -> bool:
-                return ((await client.get(PODS, "job", "sim")).get("status") or {}).get("phase") == "Succeeded"
+                return await phase_of_job() == "Succeeded"
 
             await eventually(succeeded)
+            # It ran for its stage's time (1 s), not just until the next event.
+            assert asyncio.get_running_loop().time() - running_since >= 0.8
             await client.delete(PODS, "web-0", "sim")  # graceful: the simulated kubelet confirms it
 
             async def gone() -> bool:

@@ -326,6 +326,11 @@ class UnhealthySince:
             return
         for cluster in [c for c in seen if c not in keep or c in set(healthy)]:
             del seen[cluster]
+        if not seen:
+            del self._since[key]
+
+    def tracks(self, key: str) -> bool:
+        return key in self._since
 
     def since(self, key: str, cluster: str) -> float | None:
         return self._since.get(key, {}).get(cluster)
@@ -514,7 +519,12 @@ class ApplicationFailoverController(_BindingController):
         super().__init__(client, clock=clock)
         self.unhealthy = UnhealthySince()
         for informer in (self.bindings, self.cluster_bindings):
-            self.watch(informer, key_for=lambda b: [key_of(b)])
+            self.watch(informer, key_for=self._with_application_failover)
+
+    def _with_application_failover(self, binding: Obj) -> list[str]:
+        """Bindings with ``failover.application``, and those that had it (to forget what was seen)."""
+        key = key_of(binding)
+        return [key] if self.application_failover(binding) is not None or self.unhealthy.tracks(key) else []
 
     @staticmethod
     def application_failover(binding: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -556,8 +556,11 @@ class BindingStatusController(Controller):
         self.works = Informer(client, WORKS)
         for informer in (self.bindings, self.cluster_bindings):
             informer.add_handler(self._on_binding)
+        self.works.add_handler(self._index_work)
         self.works.add_handler(self._on_work)
         self.informers += [self.bindings, self.cluster_bindings, self.works]
+        self._works_by_id: dict[tuple[str, str], set[str]] = {}
+        """(id label, binding permanent id) -> keys of its Works: no scan of every Work per reconcile."""
 
     # -- event mapping (Karmada's bindingPredicateFn and workPredicateFn) ---------------------------------
     def _on_binding(self, event: str, old: Obj | None, new: Obj | None) -> None:
@@ -570,6 +573,22 @@ class BindingStatusController(Controller):
                     "resourceVersion") and existing_clusters(ospec) == existing_clusters(nspec)):
                 return
         self.queue.add(key_of(new))
+
+    def _index_work(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        for obj, add in ((old, False), (new, True)):
+            if obj is None:
+                continue
+            labels = (obj.get("metadata") or {}).get("labels") or {}
+            for label in (kinds.RESOURCE_BINDING_PERMANENT_ID_LABEL, kinds.CLUSTER_RESOURCE_BINDING_PERMANENT_ID_LABEL):
+                if not labels.get(label):
+                    continue
+                index = (label, str(labels[label]))
+                if add:
+                    self._works_by_id.setdefault(index, set()).add(key_of(obj))
+                elif index in self._works_by_id:
+                    self._works_by_id[index].discard(key_of(obj))
+                    if not self._works_by_id[index]:
+                        del self._works_by_id[index]
 
     def _on_work(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "ADDED":
@@ -598,8 +617,9 @@ class BindingStatusController(Controller):
         bid = ((binding.get("metadata") or {}).get("labels") or {}).get(id_label)
         if not bid:
             return []
-        return [w for w in self.works.lister.list()
-                if ((w.get("metadata") or {}).get("labels") or {}).get(id_label) == bid]
+        works = (self.works.lister.get(k) for k in sorted(self._works_by_id.get((id_label, str(bid)), ())))
+        return [w for w in works if w is not None
+                and ((w.get("metadata") or {}).get("labels") or {}).get(id_label) == bid]
 
     async def reconcile(self, key: str) -> Result:
         resource, informer, id_label = self._resource_and_lister(key)

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from atoll.client import Client, Resource
+from atoll.cluster.controllers.deployment import DeploymentController
+from atoll.cluster.controllers.replicaset import ReplicaSetController
+from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes
+from atoll.cluster.scheduler.controller import SchedulerController as MemberScheduler
 from atoll.federation import crds
+from atoll.federation.binding import BindingController
+from atoll.federation.clusters import join
+from atoll.federation.detector import Detector
 from atoll.federation.kinds import CLUSTER_RESOURCE_BINDINGS, RESOURCE_BINDINGS, WORKS
+from atoll.federation.scheduler.controller import SchedulerController
 from atoll.federation.status import (
     BindingStatusController,
     aggregate_status,
@@ -23,7 +33,8 @@ from atoll.federation.status import (
     template_items,
     work_status_item,
 )
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, stop_process
+from tests.federation.clusters.harness import federation, start_member
 from tests.waiting import eventually
 
 Obj = dict[str, Any]
@@ -435,14 +446,16 @@ async def test_deployment_status_reaches_the_template_and_rollout_status(apiserv
         assert d["status"]["replicas"] == 3 and d["status"]["unavailableReplicas"] == 1
         # member2 still runs a manifest of the previous template generation: not observed yet.
         assert d["status"].get("observedGeneration", 0) < generation
-        waiting = apiserver.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=1s", check=False)
+        waiting = await asyncio.to_thread(apiserver.kubectl, "rollout", "status", "deployment/web", "-n", ns,
+                                          "--timeout=1s", check=False)
         assert waiting.returncode != 0
 
         await report(client, "member2", w2["metadata"]["name"], manifest,
                      deploy(1, 1, template_generation=generation), health="Healthy")
         d = await eventually(lambda: template_status(3))
         assert d["status"]["observedGeneration"] == generation
-        done = apiserver.kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=20s")
+        done = await asyncio.to_thread(apiserver.kubectl, "rollout", "status", "deployment/web", "-n", ns,
+                                       "--timeout=20s")
         assert "successfully rolled out" in done.stdout
 
         # A member whose Work fails to apply turns FullyApplied False, with its message.
@@ -482,3 +495,93 @@ async def test_cluster_resource_binding_without_aggregator(apiserver: RunningSer
             return not (b.get("status") or {}).get("aggregatedStatus")
 
         await eventually(gone)
+
+
+# -- the whole path: federation controllers, two real member API servers with their own controllers -------
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningServer]]:
+    servers = [start_member(tmp_path_factory.mktemp(f"status-m{i}") / "state", name=f"status-m{i}")
+               for i in (1, 2)]
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            stop_process(server.process)
+
+
+async def test_rollout_status_on_the_federation_waits_for_every_member(apiserver: RunningServer,
+                                                                       members: list[RunningServer]) -> None:
+    """kubectl apply a Deployment + policy to the federation; members run it; rollout status follows them."""
+    ns = "status-e2e"
+
+    async def kubectl(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """The real kubectl, off the event loop: the controllers must run while it waits."""
+        return await asyncio.to_thread(functools.partial(apiserver.kubectl, *args, **kwargs))
+
+    async with contextlib.AsyncExitStack() as stack:
+        fed = await stack.enter_async_context(federation(apiserver))
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        for i, server in enumerate(members, 1):
+            mc = await stack.enter_async_context(Client.from_kubeconfig(server.kubeconfig))
+            for c in (SimulatedNodes(mc, [NodeSpec(f"s{i}-node-0")], renew_interval=5), MemberScheduler(mc),
+                      DeploymentController(mc), ReplicaSetController(mc)):
+                tasks.append(asyncio.create_task(c.run(stop)))
+            await join(fed.client, f"status-m{i}", server.kubeconfig)
+        for fc in (Detector(fed.client), SchedulerController(fed.client), BindingController(fed.client),
+                   BindingStatusController(fed.client)):
+            tasks.append(asyncio.create_task(fc.run(stop)))
+        try:
+            await kubectl("create", "namespace", ns)
+            await kubectl("apply", "-n", ns, "-f", "-", input="""
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: nginx, resources: {requests: {cpu: 100m}}}]
+---
+apiVersion: policy.karmada.io/v1alpha1
+kind: PropagationPolicy
+metadata:
+  name: web
+spec:
+  resourceSelectors: [{apiVersion: apps/v1, kind: Deployment, name: web}]
+  placement:
+    clusterAffinity: {clusterNames: [status-m1, status-m2]}
+    replicaScheduling: {replicaSchedulingType: Divided, replicaDivisionPreference: Weighted,
+                        weightPreference: {staticWeightList: [{targetCluster: {clusterNames: [status-m1]},
+                                                                weight: 2},
+                                                               {targetCluster: {clusterNames: [status-m2]},
+                                                                weight: 1}]}}
+""")
+            done = await kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=40s", timeout=50)
+            assert "successfully rolled out" in done.stdout
+            d = await fed.client.get(DEPLOYMENTS, "web", ns)
+            assert (d["status"]["readyReplicas"], d["status"]["availableReplicas"]) == (3, 3)
+            assert d["status"]["observedGeneration"] == d["metadata"]["generation"]
+            rb = await fed.client.get(RESOURCE_BINDINGS, "web-deployment", ns)
+            assert [(i["clusterName"], i["health"]) for i in rb["status"]["aggregatedStatus"]] == [
+                ("status-m1", "Healthy"), ("status-m2", "Healthy")]
+            assert [i["status"]["replicas"] for i in rb["status"]["aggregatedStatus"]] == [2, 1]  # weights 2:1
+
+            # A new template generation: not rolled out until both members have it and are available again.
+            await kubectl("scale", "deployment/web", "-n", ns, "--replicas=6")
+            d = await fed.client.get(DEPLOYMENTS, "web", ns)
+            assert d["status"].get("observedGeneration", 0) < d["metadata"]["generation"]
+            done = await kubectl("rollout", "status", "deployment/web", "-n", ns, "--timeout=40s", timeout=50)
+            assert "successfully rolled out" in done.stdout
+            d = await fed.client.get(DEPLOYMENTS, "web", ns)
+            assert d["status"]["availableReplicas"] == 6
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 10)

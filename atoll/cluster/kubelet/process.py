@@ -11,6 +11,7 @@ Layout under ``root`` (kube's ``/var/log/pods`` layout, plus pid files)::
     pods/<namespace>_<name>_<uid>/<container>/<attempt>.log
     pods/<namespace>_<name>_<uid>/work/          default working directory
     run/<container id>.pid                       "<pid> <start time>" while it runs
+    run/<container id>-exec-<pid>.pid            the same for processes exec'd into it
 
 Containers without limits to apply in the child are started with ``posix_spawn``
 (``setsid``; the working directory through coreutils' ``env -C``) and reaped through a
@@ -438,6 +439,8 @@ class ProcessRuntime:
                 os.close(slave)
             raise BadRequest(f"exec: \"{command[0]}\": {exc.strerror or exc}") from exc
         inst.execs.add(proc.pid)
+        exec_pid_file = self.root / "run" / f"{cid}-exec-{proc.pid}.pid"  # killed by a successor as well
+        exec_pid_file.write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
         if tty:
             os.close(slave)
             loop = asyncio.get_running_loop()
@@ -453,6 +456,7 @@ class ProcessRuntime:
             with contextlib.suppress(Exception):
                 await proc.wait()
             inst.execs.discard(proc.pid)
+            exec_pid_file.unlink(missing_ok=True)
 
         self._spawn(forget(), f"exec-{proc.pid}")
         return proc
@@ -475,6 +479,8 @@ class ProcessRuntime:
     async def cleanup_stale(self) -> int:
         killed = 0
         ours = {inst.pid_file for inst in self._instances.values()}
+        ours |= {self.root / "run" / f"{cid}-exec-{pid}.pid" for cid, inst in self._instances.items()
+                 for pid in inst.execs}
         for pid_file in (self.root / "run").glob("*.pid"):
             if pid_file in ours:
                 continue

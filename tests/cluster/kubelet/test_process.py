@@ -63,6 +63,11 @@ async def test_exec_and_start_errors(tmp_path: Path) -> None:
         proc = await rt.exec(st.id, ["sh", "-c", "echo $GREETING; pwd"])
         out, _ = await proc.communicate()
         assert out.decode().split() == ["hello", str(tmp_path / "pods" / "ns_p_uid-1" / "work")]
+        # an exec'd process has a pid file while it runs, so a successor can kill it too
+        lingering = await rt.exec(st.id, ["sleep", "600"])
+        assert (tmp_path / "run" / f"{st.id}-exec-{lingering.pid}.pid").is_file()
+        assert await ProcessRuntime(tmp_path).cleanup_stale() == 2  # a successor: the container and its exec
+        assert await asyncio.wait_for(lingering.wait(), 10) == -9
         with pytest.raises(StartError, match='exec: "no-such-binary": executable file not found in \\$PATH'):
             await rt.start(config("d", "no-such-binary"))
     finally:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 APP = "echo"
 FIELD_MANAGER = "atoll-demo"
+FAILOVER_AFTER = 10
+"""Seconds the demo tolerates a member's outage before its replicas move (``clusterTolerations``)."""
 
 
 def manifests(clusters: Sequence[str], *, replicas: int = 8, namespace: str = "default",
@@ -61,6 +63,11 @@ def manifests(clusters: Sequence[str], *, replicas: int = 8, namespace: str = "d
         "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
                                        {"apiVersion": "v1", "kind": "Service", "name": APP}],
                  "placement": {"clusterAffinity": {"clusterNames": list(clusters)},
+                               # Fail over after 10 s of outage (Karmada's default toleration is 300 s).
+                               "clusterTolerations": [
+                                   {"key": key, "operator": "Exists", "effect": "NoExecute",
+                                    "tolerationSeconds": FAILOVER_AFTER}
+                                   for key in ("cluster.karmada.io/not-ready", "cluster.karmada.io/unreachable")],
                                "replicaScheduling": {"replicaSchedulingType": "Divided",
                                                      "replicaDivisionPreference": "Weighted",
                                                      "weightPreference": {"staticWeightList": weights}}}},

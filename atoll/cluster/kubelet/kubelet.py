@@ -312,8 +312,9 @@ class _PodWorker:
                                    if c.running))
             await self._write_status()
             return False
-        if self.ip is None:
-            self.ip = self.kubelet.ips.allocate(self.uid)
+        if self.ip is None:  # hostNetwork pods share the node's address, as in kube
+            host_network = bool((self.pod.get("spec") or {}).get("hostNetwork"))
+            self.ip = self.kubelet.spec.address if host_network else self.kubelet.ips.allocate(self.uid)
         if self.start_time is None:
             self.start_time = rfc3339()
             self.started_mono = time.monotonic()

@@ -383,6 +383,7 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
                                 "resources": {"limits": {"memory": "64Mi"}}}], restartPolicy="Never")
         await c.create("web", [{"name": "c", "image": "docker.io/library/nginx:1.25"}])
         await c.create("tcp", [{"name": "c", "image": "atoll/tcp-echo", "env": [{"name": "ECHO_PREFIX", "value": "hi"}]}])
+        await c.create("hostnet", [{"name": "c", "image": "busybox", "command": ["sleep", "600"]}], hostNetwork=True)
         await c.create("plain", [{"name": "c", "image": "example.com/base:1", "command": ["sh", "-c", "sleep 600"]}])
         await c.create("cm", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
                                "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "missing", "key": "k"}}}]}])
@@ -418,8 +419,9 @@ async def test_images_limits_and_cleanup(apiserver: RunningServer, tmp_path: Pat
             assert "RLIMIT_AS" in term["message"] and "not OOM-killed" in term["message"]
         # nginx is the static server with its default page on port 80; tcp-echo echoes; an unknown image with
         # a command runs it as a plain base image would
-        for name in ("web", "tcp", "plain"):
+        for name in ("web", "tcp", "plain", "hostnet"):
             await eventually(lambda name=name: c.ready(name), 15)
+        assert (await c.status("hostnet"))["podIP"] == "127.0.0.1"
         web_ip = (await c.status("web"))["podIP"]
 
         def fetch() -> str:

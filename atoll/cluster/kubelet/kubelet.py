@@ -23,6 +23,9 @@ Shaped after kube's ``pkg/kubelet``:
 - **Restart of the kubelet's process**: pods bound to the node whose containers are
   gone are started again with ``restartCount + 1`` (what kube does after a node reboot);
   processes the previous run left behind are killed first (pid files of the runtime).
+- Also: sidecars (init containers with ``restartPolicy: Always``), ``activeDeadlineSeconds``
+  (``DeadlineExceeded``), ``hostNetwork`` (the node's address), preStop hooks (exec,
+  httpGet, sleep), readiness gates, and the Node's ``status.images`` from the catalog.
 
 Many kubelets run in one process (one per node); they share nothing but the client.
 A kubelet also serves the node side of ``pods/log`` and ``pods/exec`` (the ``PodAccess``

@@ -471,6 +471,7 @@ class ProcessRuntime:
                 await self.stop(cid, 0)
             dirs.add(inst.state.log_path.parent.parent)
             del self._instances[cid]
+        dirs.update(self.root.joinpath("pods").glob(f"*_{pod_uid}"))  # also what an earlier run left
         for d in dirs:
             await asyncio.to_thread(shutil.rmtree, d, True)
         if self._cgroups is not None:

@@ -8,6 +8,10 @@ HTTP from this process. Prints a table and writes ``bench/results/apiserver.json
 Measured:
 * closed loop: N concurrent clients creating ConfigMaps as fast as they can
   (N = 1, 16, 64) → creates/s, p50/p99 latency;
+* writes to existing objects, 16 clients each on its own object (the scheduler's and
+  the controllers' hot paths): merge PATCH of a ConfigMap, PUT of a ConfigMap with its
+  resourceVersion (conditional), merge PATCH of ``pods/status``, and ``pods/binding``
+  → writes/s, p50/p99 latency;
 * open loop: creates at a fixed 1,000/s (the issue's goal: p99 < 50 ms on SQLite);
 * watch: 100 watchers on one namespace, p50/p99 from the create being sent to each
   watcher receiving the event;
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import ssl
@@ -37,6 +42,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results"
+
+
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux ``/proc``; NaN elsewhere)."""
+    if pid is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -135,6 +151,115 @@ async def closed_loop(http: aiohttp.ClientSession, ns: str, clients: int, second
             "p99_ms": pct(latencies, 99) * 1000}
 
 
+def pod(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"containers": [{"name": "main", "image": "registry.local/bench:1",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}
+
+
+WRITE_SCENARIOS = ("patch", "put", "status", "binding")
+
+
+async def write_loop(http: aiohttp.ClientSession, ns: str, scenario: str, clients: int,
+                     seconds: float, server_pid: int | None = None) -> dict[str, Any]:
+    """``clients`` workers, each writing its own object as fast as it can for ``seconds``.
+
+    ``binding`` binds a fresh pending pod per request (pods are created beforehand, in
+    batches, outside the timed part), so each worker needs a pool of pods.
+    """
+    latencies: list[float] = []
+    errors = 0
+    merge = {"Content-Type": "application/merge-patch+json"}
+    cms = f"/api/v1/namespaces/{ns}/configmaps"
+    pods = f"/api/v1/namespaces/{ns}/pods"
+    state: dict[int, dict[str, Any]] = {}
+    pool: dict[int, list[str]] = {}
+    per_worker = 1200 if seconds > 5 else 500
+
+    async def setup(wid: int) -> None:
+        name = f"{scenario}-{wid}"
+        if scenario in ("patch", "put"):
+            async with http.post(cms, json=configmap(name)) as r:
+                state[wid] = await r.json()
+        elif scenario == "status":
+            async with http.post(pods, json=pod(name)) as r:
+                state[wid] = await r.json()
+        else:
+            names = []
+            for i in range(per_worker):
+                async with http.post(pods, json=pod(f"{name}-{i}")) as r:
+                    await r.read()
+                    if r.status == 201:
+                        names.append(f"{name}-{i}")
+            pool[wid] = names
+
+    await asyncio.gather(*(setup(i) for i in range(clients)))
+    # The writers of these objects are controllers, which watch what they write (their
+    # informers): one watcher per scenario, draining events, keeps that cost in the numbers.
+    watched = cms if scenario in ("patch", "put") else pods
+    seen = 0
+
+    async def informer() -> None:
+        nonlocal seen
+        async with http.get(watched, params={"watch": "true", "resourceVersion": "0",
+                                             "timeoutSeconds": str(int(seconds) + 60)}) as r:
+            async for _line in r.content:
+                seen += 1
+
+    watch_task = asyncio.create_task(informer())
+    await asyncio.sleep(0.3)
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(wid: int) -> None:
+        nonlocal errors
+        name = f"{scenario}-{wid}"
+        i = 0
+        while time.perf_counter() < stop_at:
+            i += 1
+            t0 = time.perf_counter()
+            if scenario == "patch":
+                req = http.patch(f"{cms}/{name}", data=json.dumps({"data": {"k": f"v{i}"}}), headers=merge)
+            elif scenario == "put":
+                obj = state[wid]
+                obj["data"] = {"k": f"v{i}"}
+                req = http.put(f"{cms}/{name}", json=obj)
+            elif scenario == "status":
+                req = http.patch(f"{pods}/{name}/status", headers=merge, data=json.dumps(
+                    {"status": {"phase": "Pending", "message": f"m{i}"}}))
+            else:
+                if not pool[wid]:
+                    return
+                target = pool[wid].pop()
+                req = http.post(f"{pods}/{target}/binding", json={
+                    "apiVersion": "v1", "kind": "Binding", "metadata": {"name": target},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": f"node-{wid}"}})
+            async with req as r:
+                body = await r.read()
+                if r.status not in (200, 201):
+                    errors += 1
+                    continue
+                if scenario == "put":
+                    state[wid] = json.loads(body)
+            latencies.append(time.perf_counter() - t0)
+
+    t_start = time.perf_counter()
+    cpu_start = process_cpu_seconds(server_pid)
+    try:
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+    finally:
+        elapsed = time.perf_counter() - t_start
+        cpu = process_cpu_seconds(server_pid) - cpu_start
+        watch_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+            await watch_task
+    return {"scenario": scenario, "clients": clients, "writes": len(latencies), "errors": errors,
+            "writes_per_s": len(latencies) / elapsed, "p50_ms": pct(latencies, 50) * 1000,
+            "p99_ms": pct(latencies, 99) * 1000,
+            # What each write costs the API server process (watch delivery to one watcher included):
+            # steadier than writes/s on a machine shared with other work.
+            "server_cpu_ms_per_write": cpu * 1000 / max(1, len(latencies))}
+
+
 async def open_loop(http: aiohttp.ClientSession, ns: str, rate: float, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
@@ -230,17 +355,29 @@ async def raw_etcd_puts(endpoint: str, clients: int, seconds: float) -> dict[str
 
 
 async def bench_backend(name: str, server: Server, *, seconds: float, watchers: int, watch_events: int,
-                        rate: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"backend": name, "closed_loop": [], "open_loop": None, "watch": None}
+                        rate: float, scenarios: tuple[str, ...] = WRITE_SCENARIOS,
+                        writes_only: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": name, "closed_loop": [], "writes": [], "open_loop": None, "watch": None}
     async with server.session() as http:
         await ensure_namespace(http, "bench")
-        for clients in (1, 16, 64):
+        for clients in () if writes_only else (1, 16, 64):
             ns = f"bench-{clients}"
             await ensure_namespace(http, ns)
             res = await closed_loop(http, ns, clients, seconds)
             out["closed_loop"].append(res)
             print(f"  {name}: {clients:>3} clients  {res['creates_per_s']:8.0f} creates/s  "
                   f"p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms", flush=True)
+        for scenario in scenarios:
+            ns = f"bench-{scenario}"
+            await ensure_namespace(http, ns)
+            res = await write_loop(http, ns, scenario, 16, seconds,
+                                   server.proc.pid if server.proc is not None else None)
+            out["writes"].append(res)
+            print(f"  {name}: {scenario:<8} 16 clients {res['writes_per_s']:8.0f} writes/s  "
+                  f"p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms  "
+                  f"server CPU {res['server_cpu_ms_per_write']:.2f} ms/write  errors {res['errors']}", flush=True)
+        if writes_only:
+            return out
         await ensure_namespace(http, "bench-open")
         out["open_loop"] = await open_loop(http, "bench-open", rate, seconds)
         o = out["open_loop"]
@@ -262,7 +399,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "sqlite" in args.backends:
             with Server(base / "sqlite") as server:
                 results["backends"].append(await bench_backend("sqlite", server, seconds=seconds, watchers=watchers,
-                                                               watch_events=watch_events, rate=args.rate))
+                                                               watch_events=watch_events, rate=args.rate,
+                                                               writes_only=args.writes_only))
         if "etcd" in args.backends:
             from atoll.storage.etcd_server import EtcdServer
 
@@ -273,7 +411,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 with Server(base / "etcd", storage=endpoint) as server:
                     results["backends"].append(await bench_backend("etcd", server, seconds=seconds,
                                                                    watchers=watchers, watch_events=watch_events,
-                                                                   rate=args.rate))
+                                                                   rate=args.rate,
+                                                                   writes_only=args.writes_only))
     return results
 
 
@@ -284,6 +423,15 @@ def print_table(results: dict[str, Any]) -> None:
         for row in b["closed_loop"]:
             print(f"{b['backend']:<8} {row['clients']:>7} {row['creates_per_s']:>10.0f} {row['p50_ms']:>8.1f} "
                   f"{row['p99_ms']:>8.1f}")
+    print()
+    print(f"{'backend':<8} {'write':<8} {'clients':>7} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'server CPU ms/write':>20}")
+    for b in results["backends"]:
+        for row in b.get("writes", []):
+            print(f"{b['backend']:<8} {row['scenario']:<8} {row['clients']:>7} {row['writes_per_s']:>10.0f} "
+                  f"{row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['server_cpu_ms_per_write']:>20.2f}")
+    if any(b["open_loop"] is None for b in results["backends"]):
+        return
     print()
     print(f"{'backend':<8} {'open loop target/s':>18} {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8}   goal")
     for b in results["backends"]:
@@ -313,6 +461,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (3 s each)")
     parser.add_argument("--backends", default="sqlite,etcd")
     parser.add_argument("--rate", type=float, default=1000.0, help="open-loop creates/s")
+    parser.add_argument("--writes-only", action="store_true",
+                        help="only the update/patch/status/binding scenarios (for quick A/B runs)")
     args = parser.parse_args()
     args.backends = args.backends.split(",")
     results = asyncio.run(main_async(args))

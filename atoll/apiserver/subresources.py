@@ -10,7 +10,6 @@ does not serve them.
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,7 +20,14 @@ from atoll.api.errors import BadRequest, Conflict, MethodNotAllowed, NotFound, T
 from atoll.api.resources import ResourceInfo, ScalePaths
 from atoll.api.selectors import LabelSelector
 from atoll.apiserver import patching
-from atoll.apiserver.registry import PATCH_TYPES, DeleteOptions, ObjectRegistry, RequestContext, now_rfc3339
+from atoll.apiserver.registry import (
+    PATCH_TYPES,
+    DeleteOptions,
+    ObjectRegistry,
+    RequestContext,
+    clone,
+    now_rfc3339,
+)
 
 if TYPE_CHECKING:
     from atoll.apiserver.handlers import ResourceHandler, Target
@@ -169,7 +175,7 @@ class Subresources:
         def mutate(current: Obj) -> Obj:
             if wanted_rv and current["metadata"].get("resourceVersion") != wanted_rv:
                 raise self.objects._conflict(info, t.name or "")
-            new = copy.deepcopy(current)
+            new = clone(current)
             _set_path(new, paths.spec_replicas, replicas)
             return new
 
@@ -191,7 +197,7 @@ class Subresources:
                 raise Conflict(f"pod {name} is being deleted, cannot be assigned to a host")
             if spec.get("nodeName"):
                 raise Conflict(f"pod {name} is already assigned to node \"{spec['nodeName']}\"")
-            new = copy.deepcopy(current)
+            new = clone(current)
             new["spec"]["nodeName"] = node
             status = new.setdefault("status", {})
             conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
@@ -235,7 +241,7 @@ class Subresources:
         finalizers = list((body.get("spec") or {}).get("finalizers") or [])
 
         def mutate(current: Obj) -> Obj:
-            new = copy.deepcopy(current)
+            new = clone(current)
             new.setdefault("spec", {})["finalizers"] = finalizers
             if not finalizers:
                 new["spec"].pop("finalizers")

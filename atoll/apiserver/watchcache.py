@@ -179,6 +179,11 @@ class WatchCache:
         self._failed: BaseException | None = None
 
     # -- lifecycle --------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Listed and following the store (until then ``get`` knows nothing)."""
+        return self._ready.is_set() and self._failed is None and self._task is not None
+
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"watchcache:{self.prefix}")
@@ -268,6 +273,7 @@ class WatchCache:
         return items, self.revision
 
     def get(self, key: str) -> Obj | None:
+        """The cached object at ``key``; shared with every watcher, so never change it in place."""
         return self._objects.get(key)
 
     # -- watch ----------------------------------------------------------------------

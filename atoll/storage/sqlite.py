@@ -8,6 +8,12 @@
 * ``kv`` holds the current value of each key; ``log`` holds every revision (with
   tombstones) for reads at a past revision and for watch replay until compaction.
 * One process owns the file: live watch events are fanned out in-process after commit.
+* Because it owns the file, it also keeps the **current values of recently written or
+  read keys** in memory (:class:`_RecentValues`, bounded by bytes). ``get`` is then a
+  dict lookup on the event loop instead of a SQLite query, and the writer checks
+  preconditions without a SELECT. The memo changes only after a COMMIT succeeded and
+  before the write is acknowledged, so a read never sees an older value than a write
+  that was already acknowledged (the read-modify-write loops of the API server rely on it).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +57,64 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 MAX_BATCH = 512
+RECENT_VALUES_BYTES = 64 * 1024 * 1024
+"""Memory for current values kept out of SQLite (values only; keys and overhead are small)."""
+
+
+class _RecentValues:
+    """Current ``KeyValue`` of recently used keys, least recently used dropped first.
+
+    Shared by the event loop (``get``) and the writer thread (commits), under one lock.
+    A value read from SQLite is only remembered if no commit happened since the read
+    began (``epoch``); otherwise a commit racing the read could be overwritten by the
+    older value it replaced.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._values: OrderedDict[str, KeyValue] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+        self.epoch = 0
+        """Bumped by every commit; a read that saw another epoch does not remember."""
+
+    def get(self, key: str) -> KeyValue | None:
+        with self._lock:
+            kv = self._values.get(key)
+            if kv is not None:
+                self._values.move_to_end(key)
+            return kv
+
+    def remember(self, kv: KeyValue, epoch: int) -> None:
+        """Keep ``kv``, read from SQLite when the epoch was ``epoch``, unless a commit came since."""
+        with self._lock:
+            if epoch == self.epoch and kv.key not in self._values:
+                self._put(kv)
+
+    def committed(self, changes: Iterable[tuple[str, KeyValue | None]]) -> None:
+        """Apply a committed transaction's changes (``None``: the key is gone)."""
+        with self._lock:
+            self.epoch += 1
+            for key, kv in changes:
+                if kv is None:
+                    old = self._values.pop(key, None)
+                    if old is not None:
+                        self._bytes -= len(old.value)
+                else:
+                    self._put(kv)
+
+    def _put(self, kv: KeyValue) -> None:
+        old = self._values.pop(kv.key, None)
+        if old is not None:
+            self._bytes -= len(old.value)
+        self._values[kv.key] = kv
+        self._bytes += len(kv.value)
+        while self._bytes > self._max and self._values:
+            _, dropped = self._values.popitem(last=False)
+            self._bytes -= len(dropped.value)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 @dataclass(slots=True)
@@ -67,8 +132,9 @@ def _prefix_end(prefix: str) -> str:
 
 
 class SqliteStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, recent_values_bytes: int = RECENT_VALUES_BYTES) -> None:
         self.path = str(path)
+        self._recent = _RecentValues(recent_values_bytes)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer_conn = self._connect()
@@ -128,6 +194,8 @@ class SqliteStore:
         results: list[tuple[_Op, KeyValue | None, BaseException | None]] = []
         events: list[WatchEvent] = []
         rev = self._revision
+        # What this transaction has written so far: later ops in the batch must see it.
+        written: dict[str, KeyValue | None] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
             for op in batch:
@@ -136,22 +204,29 @@ class SqliteStore:
                         self._do_compact(conn, int(op.expected or 0))
                         results.append((op, None, None))
                         continue
-                    row = conn.execute("SELECT value, create_rev, mod_rev FROM kv WHERE key=?",
-                                       (op.key,)).fetchone()
+                    if op.key in written:
+                        current = written[op.key]
+                    else:
+                        current = self._recent.get(op.key)
+                        if current is None:
+                            row = conn.execute("SELECT value, create_rev, mod_rev FROM kv WHERE key=?",
+                                               (op.key,)).fetchone()
+                            current = KeyValue(op.key, bytes(row[0]), int(row[1]), int(row[2])) if row else None
                     if op.kind == "create":
-                        if row is not None:
+                        if current is not None:
                             raise AlreadyExists(f"key {op.key} already exists")
                         rev += 1
                         assert op.value is not None
                         conn.execute("INSERT INTO kv VALUES (?,?,?,?)", (op.key, op.value, rev, rev))
                         conn.execute("INSERT INTO log VALUES (?,?,?,?,0,NULL)", (rev, op.key, op.value, rev))
                         kv = KeyValue(op.key, op.value, rev, rev)
+                        written[op.key] = kv
                         events.append(WatchEvent("PUT", kv, rev))
                         results.append((op, kv, None))
                         continue
-                    if row is None:
+                    if current is None:
                         raise NotFound(f"key {op.key} not found")
-                    old = KeyValue(op.key, bytes(row[0]), int(row[1]), int(row[2]))
+                    old = current
                     if op.expected is not None and old.mod_revision != op.expected:
                         raise Conflict(f"key {op.key} was modified (revision {old.mod_revision}, "
                                        f"expected {op.expected})")
@@ -162,12 +237,14 @@ class SqliteStore:
                         conn.execute("INSERT INTO log VALUES (?,?,?,?,0,?)",
                                      (rev, op.key, op.value, old.create_revision, old.mod_revision))
                         kv = KeyValue(op.key, op.value, old.create_revision, rev)
+                        written[op.key] = kv
                         events.append(WatchEvent("PUT", kv, rev, old))
                     else:
                         conn.execute("DELETE FROM kv WHERE key=?", (op.key,))
                         conn.execute("INSERT INTO log VALUES (?,?,NULL,?,1,?)",
                                      (rev, op.key, old.create_revision, old.mod_revision))
                         kv = KeyValue(op.key, old.value, old.create_revision, rev)
+                        written[op.key] = None
                         events.append(WatchEvent("DELETE", kv, rev, old))
                     results.append((op, kv, None))
                 except APIError as exc:
@@ -186,6 +263,8 @@ class SqliteStore:
                     op.future.set_exception(err)
             return
         self._revision = rev
+        if written:
+            self._recent.committed(written.items())
         # Acknowledge only now that COMMIT has returned; publish events in order on the loop.
         loop = self._loop
         if loop is not None and events and not loop.is_closed():
@@ -222,8 +301,16 @@ class SqliteStore:
 
     # -- Store protocol -------------------------------------------------------------------
     async def get(self, key: str) -> KeyValue | None:
+        kv = self._recent.get(key)
+        if kv is not None:
+            return kv
+        epoch = self._recent.epoch
         row = self._reader.execute("SELECT value, create_rev, mod_rev FROM kv WHERE key=?", (key,)).fetchone()
-        return KeyValue(key, bytes(row[0]), int(row[1]), int(row[2])) if row else None
+        if row is None:
+            return None
+        kv = KeyValue(key, bytes(row[0]), int(row[1]), int(row[2]))
+        self._recent.remember(kv, epoch)
+        return kv
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         kv = await self._submit("create", key, value)

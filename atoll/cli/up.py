@@ -87,7 +87,7 @@ class Progress:
         else:
             detail = f" ({stage.detail})" if stage.detail else ""
             self.out.print(f"[{time.monotonic() - self.t0:5.1f}s] {stage.name}: {stage.stage}{detail}",
-                           markup=False, highlight=False)
+                           markup=False, highlight=False, soft_wrap=True)
 
     def tick(self) -> None:
         if self.live is not None:
@@ -98,8 +98,9 @@ class Progress:
 
         table = Table(title=f"atoll up  {time.monotonic() - self.t0:4.1f}s", title_justify="left",
                       box=None, pad_edge=False)
-        for col in ("", "CLUSTER", "WHERE", "STAGE", "AT", "DETAIL"):
-            table.add_column(col)
+        for col in ("", "CLUSTER", "WHERE", "STAGE", "AT"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("DETAIL", no_wrap=True, min_width=23)  # an API URL is never cut
         for name in self.names:
             row = self.rows[name]
             done = row.stage in ("joined", "ready")
@@ -114,13 +115,13 @@ class Progress:
 def summary_rows(sup: sv.Supervisor) -> list[dict[str, str]]:
     """What runs, one row per API server (the federation first): the summary table and ``-o`` data."""
     fed = sup.state.federation
-    rows = [{"cluster": f"{sv.FEDERATION_CONTEXT} (federation)", "provider": "", "region": "", "nodes": "",
-             "cost": "", "api": fed.url}]
+    rows = [{"cluster": sv.FEDERATION_CONTEXT, "provider": "federation", "region": "", "nodes": "", "cost": "",
+             "api": fed.url}]
     for cluster in sup.topology.clusters:
         rec = sup.state.members[cluster.name]
         rows.append({"cluster": cluster.name, "provider": cluster.provider, "region": cluster.region,
-                     "nodes": f"{len(cluster.nodes)} {sup.runtime or cluster.runtime}",
-                     "cost": f"${cluster.cost_per_hour:.2f}/h", "api": rec.url})
+                     "nodes": str(len(cluster.nodes)),
+                     "cost": f"${cluster.cost_per_hour:.2f}", "api": rec.url})
     return rows
 
 
@@ -128,8 +129,9 @@ def print_summary(sup: sv.Supervisor, out: Console) -> None:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("CONTEXT", "PROVIDER", "REGION", "NODES", "COST", "API"):
-        table.add_column(col)
+    for col in ("CONTEXT", "PROVIDER", "REGION", "NODES", "COST/H"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("API", no_wrap=True, min_width=23)  # what users copy: never cut
     for row in summary_rows(sup):
         table.add_row(row["cluster"], row["provider"], row["region"], row["nodes"], row["cost"], row["api"])
     out.print(table)
@@ -137,7 +139,7 @@ def print_summary(sup: sv.Supervisor, out: Console) -> None:
     first = sup.topology.clusters[0].name
     state = _shown(sup.state_dir)
     flag = "" if state == ".atoll" else f" --state-dir {state}"
-    out.print("\nNext steps:", markup=False, highlight=False)
+    out.print("\nNext steps:", markup=False, highlight=False, soft_wrap=True)
     steps = [(f"export KUBECONFIG={kc}", ""),
              ("kubectl get clusters", "the members, as the federation sees them"),
              (f"kubectl --context {first} get nodes", "one member"),
@@ -146,9 +148,9 @@ def print_summary(sup: sv.Supervisor, out: Console) -> None:
              (f"atoll kill {first}{flag}", f"a cloud outage (atoll revive {first} ends it)")]
     width = max(len(cmd) for cmd, _ in steps[1:]) + 2
     for cmd, why in steps:
-        out.print(f"  {cmd.ljust(width)}{'# ' + why if why else ''}".rstrip(), markup=False, highlight=False)
+        out.print(f"  {cmd.ljust(width)}{'# ' + why if why else ''}".rstrip(), markup=False, highlight=False, soft_wrap=True)
     out.print(f"Logs in {sup.state_dir / 'logs'}. Stop with Ctrl-C or `atoll down{flag}`.", markup=False,
-              highlight=False)
+              highlight=False, soft_wrap=True)
 
 
 def _shown(path: Path) -> str:
@@ -249,7 +251,7 @@ async def _run_up(sup: sv.Supervisor) -> int:
         typer.echo(f"error: {exc}", err=True)
         return exc.code
     names = [sv.FEDERATION, *(c.name for c in sup.topology.clusters)]
-    where = {sv.FEDERATION: "federation (context atoll)"}
+    where = {sv.FEDERATION: "context atoll"}
     where.update({c.name: f"{c.provider} {c.region}" for c in sup.topology.clusters})
     code = sv.EXIT_OK
     try:
@@ -265,7 +267,7 @@ async def _run_up(sup: sv.Supervisor) -> int:
                 started.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception, BaseExceptionGroup):
                     await started
-                out.print("atoll up: interrupted while starting; stopping", markup=False, highlight=False)
+                out.print("atoll up: interrupted while starting; stopping", markup=False, highlight=False, soft_wrap=True)
                 return sv.EXIT_OK
             stopped.cancel()
             error = _first_error(started)
@@ -282,17 +284,17 @@ async def _run_up(sup: sv.Supervisor) -> int:
         print_summary(sup, out)
         out.print(f"atoll up: ready in {elapsed:.1f}s: {len(sup.topology.clusters)} clusters ({nodes} nodes) joined "
                   f"to the federation at {sup.state.federation.url} (kubeconfig: {sup.kubeconfig_path})",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
         await _watch(sup, out)
         return code
     finally:
         with contextlib.suppress(Exception):
             sup.report = lambda s: None
-        out.print("atoll up: stopping (federation first, then the members)", markup=False, highlight=False)
+        out.print("atoll up: stopping (federation first, then the members)", markup=False, highlight=False, soft_wrap=True)
         await sup.stop()
         sup.release()
         out.print(f"atoll up: stopped; nothing left running (state kept in {sup.state_dir}; "
-                  "`atoll up` resumes it)", markup=False, highlight=False)
+                  "`atoll up` resumes it)", markup=False, highlight=False, soft_wrap=True)
 
 
 def _first_error(task: asyncio.Task[None]) -> sv.SupervisorError | None:
@@ -311,7 +313,7 @@ async def _watch(sup: sv.Supervisor, out: Console) -> None:
     async def announce() -> None:
         while True:
             line = await sup.events.get()
-            out.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False)
+            out.print(f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False, soft_wrap=True)
 
     printer = asyncio.create_task(announce(), name="announce")
     try:
@@ -321,7 +323,7 @@ async def _watch(sup: sv.Supervisor, out: Console) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await printer
         while not sup.events.empty():
-            out.print(f"{time.strftime('%H:%M:%S')} {sup.events.get_nowait()}", markup=False, highlight=False)
+            out.print(f"{time.strftime('%H:%M:%S')} {sup.events.get_nowait()}", markup=False, highlight=False, soft_wrap=True)
 
 
 # -- atoll down / kill / revive ----------------------------------------------------------------------

@@ -29,7 +29,8 @@ evicts at once here too); a binding without the applied-placement annotation is 
 by its ``spec.placement`` rather than retried until the scheduler writes one; the webhook
 that stamps ``creationTimestamp`` on new tasks is replaced by the writers stamping it;
 application failover does not also require ``propagateDeps`` (Karmada's webhook forces it
-on); the old purge mode names ``Immediately``/``Graciously`` are read as
+on); a substitute cluster counts as healthy only once it also reports as many available
+replicas as its new share; the old purge mode names ``Immediately``/``Graciously`` are read as
 ``Directly``/``Gracefully``; the per-second eviction rate limit is not implemented.
 """
 
@@ -214,10 +215,29 @@ def graceful_evict_cluster(spec: Mapping[str, Any], cluster: str, *, producer: s
     return out
 
 
+def _serves_share(target: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+    """A replica workload reporting fewer available replicas than its new share is not there yet."""
+    share = target.get("replicas")
+    status = item.get("status")
+    if not isinstance(status, Mapping) or not isinstance(share, int) or share <= 0:
+        return True
+    available = status.get("availableReplicas")
+    return not isinstance(available, int) or available >= share
+
+
 def all_scheduled_healthy(clusters: Sequence[Mapping[str, Any]], aggregated: Sequence[Mapping[str, Any]]) -> bool:
-    """``allScheduledResourceInHealthyState``: every scheduled cluster reports the workload Healthy."""
-    health = {str(i.get("clusterName")): i.get("health") for i in aggregated}
-    return all(health.get(str(c.get("name"))) == "Healthy" for c in clusters)
+    """``allScheduledResourceInHealthyState``: every scheduled cluster reports the workload Healthy.
+
+    And, beyond Karmada, with as many available replicas as its new share: right after the
+    scheduler moves the evicted replicas, the substitute's status still describes its old
+    (smaller, healthy) share, which would let the old copy go before the new ones run.
+    """
+    items = {str(i.get("clusterName")): i for i in aggregated}
+    for target in clusters:
+        item = items.get(str(target.get("name")))
+        if item is None or item.get("health") != "Healthy" or not _serves_share(target, item):
+            return False
+    return True
 
 
 def _task_timeout(task: Mapping[str, Any], default: float) -> float:

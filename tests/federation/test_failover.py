@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
 import pytest
 
+from atoll.api.errors import NotFound
 from atoll.client import Client, Resource
+from atoll.cluster.controllers.deployment import DeploymentController
+from atoll.cluster.controllers.replicaset import ReplicaSetController
+from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes
+from atoll.cluster.scheduler.controller import SchedulerController as MemberScheduler
 from atoll.federation import crds
+from atoll.federation.binding import BindingController
+from atoll.federation.clusters import join
+from atoll.federation.detector import Detector
 from atoll.federation.failover import (
     ApplicationFailoverController,
     ClusterTaintManager,
@@ -33,13 +41,21 @@ from atoll.federation.failover import (
     tolerates,
     unhealthy_and_others,
 )
-from atoll.federation.kinds import CLUSTER_RESOURCE_BINDINGS, CLUSTERS, RESOURCE_BINDINGS
-from atoll.federation.status import rfc3339
-from tests.conftest import RunningServer
+from atoll.federation.kinds import (
+    CLUSTER_RESOURCE_BINDINGS,
+    CLUSTERS,
+    PROPAGATION_POLICIES,
+    RESOURCE_BINDINGS,
+)
+from atoll.federation.scheduler.controller import SchedulerController
+from atoll.federation.status import BindingStatusController, rfc3339
+from tests.conftest import RunningServer, stop_process
+from tests.federation.clusters.harness import federation, start_member
 from tests.waiting import eventually
 
 Obj = dict[str, Any]
 NAMESPACES = Resource("v1", "namespaces", False, "Namespace")
+DEPLOYMENTS = Resource("apps/v1", "deployments", True, "Deployment")
 T0 = 1_800_000_000.0
 NOT_READY = {"key": "cluster.karmada.io/not-ready", "effect": "NoExecute", "timeAdded": rfc3339(T0)}
 UNREACHABLE = {"key": "cluster.karmada.io/unreachable", "effect": "NoExecute", "timeAdded": rfc3339(T0)}
@@ -189,6 +205,19 @@ def test_next_retry_and_health() -> None:
     assert has_been_scheduled({"metadata": {"generation": 3}, "status": {"schedulerObservedGeneration": 3}})
     assert not has_been_scheduled({"metadata": {"generation": 4}, "status": {"schedulerObservedGeneration": 3}})
     assert not has_been_scheduled({"metadata": {"generation": 4}, "status": {}})
+
+
+@pytest.mark.parametrize(("target", "status", "healthy"), [
+    ({"name": "m2", "replicas": 4}, {"availableReplicas": 2, "replicas": 2}, False),  # still its old share
+    ({"name": "m2", "replicas": 4}, {"availableReplicas": 4}, True),
+    ({"name": "m2", "replicas": 4}, {"availableReplicas": 5}, True),
+    ({"name": "m2"}, {"availableReplicas": 1}, True),  # duplicated: no share to compare with
+    ({"name": "m2", "replicas": 4}, {"phase": "Running"}, True),  # not a replica workload
+    ({"name": "m2", "replicas": 4}, None, True),
+])
+def test_substitute_serves_its_new_share(target: Obj, status: Obj | None, healthy: bool) -> None:
+    item: Obj = {"clusterName": "m2", "health": "Healthy", **({"status": status} if status is not None else {})}
+    assert all_scheduled_healthy([target], [item]) is healthy
 
 
 # -- application failover -----------------------------------------------------------------------------------
@@ -398,3 +427,101 @@ async def test_application_failover_after_toleration(apiserver: RunningServer) -
             return not rb["spec"].get("gracefulEvictionTasks")
 
         await eventually(task_gone)
+
+
+# -- the whole path: taint a real member, the workload moves, the old copy goes once the new one is up ------
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningServer]]:
+    servers = [start_member(tmp_path_factory.mktemp(f"failover-m{i}") / "state", name=f"failover-m{i}")
+               for i in (1, 2)]
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            stop_process(server.process)
+
+
+async def test_tainted_member_workload_moves_and_old_copy_goes_after(apiserver: RunningServer,
+                                                                     members: list[RunningServer]) -> None:
+    ns = "failover-e2e"
+    async with contextlib.AsyncExitStack() as stack:
+        fed = await stack.enter_async_context(federation(apiserver))
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        member_clients = []
+        for i, server in enumerate(members, 1):
+            mc = await stack.enter_async_context(Client.from_kubeconfig(server.kubeconfig))
+            member_clients.append(mc)
+            for c in (SimulatedNodes(mc, [NodeSpec(f"f{i}-node-0")], renew_interval=5), MemberScheduler(mc),
+                      DeploymentController(mc), ReplicaSetController(mc)):
+                tasks.append(asyncio.create_task(c.run(stop)))
+            await join(fed.client, f"failover-m{i}", server.kubeconfig)
+        for fc in (Detector(fed.client), SchedulerController(fed.client), BindingController(fed.client),
+                   BindingStatusController(fed.client), ClusterTaintManager(fed.client),
+                   GracefulEvictionController(fed.client)):
+            tasks.append(asyncio.create_task(fc.run(stop)))
+        try:
+            await fed.client.create(NAMESPACES, {"metadata": {"name": ns}})
+            await fed.client.create(DEPLOYMENTS, {
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+                "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}})
+            await fed.client.create(PROPAGATION_POLICIES, {
+                "apiVersion": "policy.karmada.io/v1alpha1", "kind": "PropagationPolicy",
+                "metadata": {"name": "web", "namespace": ns},
+                "spec": {"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}],
+                         "placement": {"clusterAffinity": {"clusterNames": ["failover-m1", "failover-m2"]},
+                                       "replicaScheduling": {"replicaSchedulingType": "Divided",
+                                                             "replicaDivisionPreference": "Weighted"}}}})
+
+            async def member_ready(index: int, replicas: int) -> bool:
+                try:
+                    d = await member_clients[index].get(DEPLOYMENTS, "web", ns)
+                except NotFound:
+                    return False
+                return bool(d["spec"].get("replicas") == replicas and (d.get("status") or {}).get(
+                    "availableReplicas") == replicas)
+
+            await eventually(lambda: member_ready(0, 2), timeout=30)
+            await eventually(lambda: member_ready(1, 2), timeout=30)
+
+            # Maintenance on member 1: a NoExecute taint nobody tolerates.
+            await taint(fed.client, "failover-m1", {"key": "example.com/maintenance", "effect": "NoExecute",
+                                                    "timeAdded": rfc3339(time.time())})
+            seen_task: list[Obj] = []
+
+            async def moved() -> bool:
+                rb = await fed.client.get(RESOURCE_BINDINGS, "web-deployment", ns)
+                seen_task.extend(rb["spec"].get("gracefulEvictionTasks") or [])
+                return bool(seen_task) and rb["spec"].get("clusters") == [{"name": "failover-m2", "replicas": 4}]
+
+            await eventually(moved, timeout=30)
+            assert seen_task[0]["fromCluster"] == "failover-m1" and seen_task[0]["reason"] == "TaintUntolerated"
+            await eventually(lambda: member_ready(1, 4), timeout=30)
+
+            # Healthy on member 2: the eviction completes and member 1's copy goes.
+            async def old_copy_gone() -> bool:
+                try:
+                    await member_clients[0].get(DEPLOYMENTS, "web", ns)
+                except NotFound:
+                    return True
+                return False
+
+            await eventually(old_copy_gone, timeout=30)
+            rb = await fed.client.get(RESOURCE_BINDINGS, "web-deployment", ns)
+            assert not rb["spec"].get("gracefulEvictionTasks")
+
+            # The template's status counted the old copy while it ran; now only member 2's replicas.
+            async def template_available(n: int) -> bool:
+                d = await fed.client.get(DEPLOYMENTS, "web", ns)
+                return bool((d.get("status") or {}).get("availableReplicas") == n)
+
+            await eventually(lambda: template_available(4))
+        finally:
+            stop.set()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 10)

@@ -338,3 +338,41 @@ def test_resume_keeps_ports_and_objects_and_ctrl_c_stops_everything(tmp_path: Pa
         wait_for(lambda: not tree_processes(state), 15, "nothing left after SIGTERM")
     finally:
         finish(resumed)
+
+
+@pytest.mark.etcd
+def test_one_etcd_shared_by_every_api_server_under_its_own_prefix(tmp_path: Path) -> None:
+    import asyncio
+
+    from atoll.storage import open_store
+    from atoll.storage.etcd_server import EtcdServer
+    from tests.conftest import require_etcd
+
+    require_kubectl()
+    require_etcd()
+    topology = tmp_path / "small.yaml"
+    topology.write_text(SMALL)
+    state = tmp_path / "state"
+
+    async def scenario() -> None:
+        async with EtcdServer(tmp_path / "etcd") as endpoint:
+            up = start_up(state, "--topology", str(topology), "--storage", endpoint)
+            try:
+                await asyncio.to_thread(up.wait_for_line, "atoll up: ready", READY_WITHIN)
+                kubectl(up, "east", "create", "configmap", "only-in-east", "--from-literal=a=1")
+                assert kubectl(up, "west", "get", "configmap", "only-in-east", check=False).returncode != 0
+                raw = await open_store(endpoint)
+                try:
+                    keys = [kv.key for kv in (await raw.range("/atoll/")).kvs]
+                finally:
+                    await raw.close()
+                assert {"/".join(k.split("/")[:3]) for k in keys} == {"/atoll/federation", "/atoll/east",
+                                                                      "/atoll/west"}
+                assert any(k.startswith("/atoll/east/") and k.endswith("/only-in-east") for k in keys)
+                up.proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(up.proc.wait, 60) == 0
+            finally:
+                finish(up)
+
+    asyncio.run(scenario())
+    assert not tree_processes(state)

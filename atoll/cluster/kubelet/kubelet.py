@@ -24,8 +24,8 @@ Shaped after kube's ``pkg/kubelet``:
   gone are started again with ``restartCount + 1`` (what kube does after a node reboot);
   processes the previous run left behind are killed first (pid files of the runtime).
 - Also: sidecars (init containers with ``restartPolicy: Always``), ``activeDeadlineSeconds``
-  (``DeadlineExceeded``), ``hostNetwork`` (the node's address), preStop hooks (exec,
-  httpGet, sleep), readiness gates, and the Node's ``status.images`` from the catalog.
+  (``DeadlineExceeded``), ``hostNetwork`` (the node's address), postStart/preStop hooks
+  (exec, httpGet, sleep), readiness gates, and the Node's ``status.images`` from the catalog.
 
 Many kubelets run in one process (one per node); they share nothing but the client.
 A kubelet also serves the node side of ``pods/log`` and ``pods/exec`` (the ``PodAccess``
@@ -86,6 +86,7 @@ COMPONENT = "kubelet"
 DEFAULT_GRACE = 30
 CONFIG_RETRY = 2.0
 EVENT_MAX_DELAY = 2.0
+POST_START_TIMEOUT = 30.0
 DONE_REMEMBERED = 4096
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
@@ -443,6 +444,9 @@ class _PodWorker:
         self._rotate(c, state, attempt)
         if state.running:
             self._watch(c, state)
+            post_start = (spec.get("lifecycle") or {}).get("postStart")
+            if post_start:  # like kube, the pod's sync waits for it
+                await self._post_start(c, state, post_start)
 
     def _rotate(self, c: _Container, state: ContainerState, attempt: int) -> None:
         """The new instance becomes current, the current one previous; an older log is removed."""
@@ -567,24 +571,40 @@ class _PodWorker:
         c.started = False
         c.kill_reason = ""
 
-    async def _pre_stop(self, c: _Container, state: ContainerState, hook: Obj, grace: float) -> None:
+    async def _run_hook(self, c: _Container, state: ContainerState, hook: Obj, timeout: float) -> str:
+        """Run a lifecycle handler (exec, httpGet, sleep); empty on success, else why it failed."""
         k = self.kubelet
         try:
-            async with asyncio.timeout(grace):
+            async with asyncio.timeout(timeout):
                 if hook.get("exec"):
                     cmd = [str(x) for x in hook["exec"].get("command") or []]
-                    code, out = await k.exec_output(state.id, cmd, grace)
+                    code, out = await k.exec_output(state.id, cmd, timeout)
                     if code != 0:
-                        raise RuntimeError(f"command {cmd!r} exited with {code}: {out.strip()}")
+                        return f"command {' '.join(cmd)!r} exited with {code}: {out.strip()}"
                 elif hook.get("httpGet"):
-                    ok, msg = await http_get(hook["httpGet"], self.ip or "", c.spec, grace)
+                    ok, msg = await http_get(hook["httpGet"], self.ip or "", c.spec, timeout)
                     if not ok:
-                        raise RuntimeError(msg)
+                        return msg
                 elif hook.get("sleep"):
                     await asyncio.sleep(float(hook["sleep"].get("seconds") or 0))
-        except Exception as exc:  # a failing hook is reported, termination goes on
-            k.event(self.pod, "Warning", "FailedPreStopHook",
-                    f"PreStopHook failed: {exc}" if str(exc) else "PreStopHook failed: timed out")
+        except TimeoutError:
+            return f"timed out after {go_duration(timeout)}"
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        return ""
+
+    async def _pre_stop(self, c: _Container, state: ContainerState, hook: Obj, grace: float) -> None:
+        """A failing preStop hook is reported; the termination goes on regardless."""
+        failure = await self._run_hook(c, state, hook, grace)
+        if failure:
+            self.kubelet.event(self.pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {failure}")
+
+    async def _post_start(self, c: _Container, state: ContainerState, hook: Obj) -> None:
+        """Run the postStart hook; if it fails the container is killed (and restarted per policy)."""
+        failure = await self._run_hook(c, state, hook, POST_START_TIMEOUT)
+        if failure and c.current is state and state.running:
+            self.kubelet.event(self.pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {failure}")
+            await self._kill(c, "FailedPostStartHook")
 
     async def _terminate(self) -> None:
         """Kill every container (regular ones first), write the final status, confirm the deletion."""

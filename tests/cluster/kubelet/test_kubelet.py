@@ -274,6 +274,10 @@ async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningSe
         await c.create("slow", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 1.5; touch up; sleep 600"],
                                  "startupProbe": {"exec": {"command": ["test", "-f", "up"]}, "periodSeconds": 1,
                                                   "failureThreshold": 30}}])
+        await c.create("hooked", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
+                                   "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo hi > started"]}}}},
+                                  {"name": "d", "image": "busybox", "command": ["sleep", "600"],
+                                   "lifecycle": {"postStart": {"exec": {"command": ["false"]}}}}])
         await c.create("gate", [{"name": "c", "image": "busybox", "command": ["sleep", "600"],
                                  "readinessProbe": {"exec": {"command": ["test", "-f", "ready"]},
                                                     "periodSeconds": 1}}])
@@ -305,6 +309,19 @@ async def test_probes_liveness_restarts_and_readiness_gates(apiserver: RunningSe
 
         await eventually(ready, 10)
         assert (await c.status("gate", "c"))["ready"] is True
+        # postStart runs in the container's context; a failing one kills the container, which is restarted
+        async def post_start_failed() -> bool:
+            return (await c.status("hooked", "d")).get("restartCount", 0) >= 1
+
+        await eventually(post_start_failed, 10)
+        async def hook_event() -> bool:
+            return any(e["message"].startswith("PostStartHook failed: command 'false' exited with 1")
+                       for e in await c.events("hooked"))
+
+        await eventually(hook_event, 10)
+        hooked = await c.pod("hooked")
+        proc = await k.exec(hooked["metadata"]["uid"], "c", ["cat", "started"])
+        assert (await proc.communicate())[0] == b"hi\n"
         # a startup probe holds "started" (and readiness) back until it succeeds
         slow = await c.status("slow", "c")
         assert "running" in slow["state"]

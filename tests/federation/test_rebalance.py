@@ -12,7 +12,7 @@ import pytest
 from atoll.api.errors import NotFound
 from atoll.client import Client, Resource
 from atoll.federation import crds
-from atoll.federation.kinds import CLUSTER_RESOURCE_BINDINGS, RESOURCE_BINDINGS
+from atoll.federation.kinds import CLUSTER_RESOURCE_BINDINGS, CLUSTERS, RESOURCE_BINDINGS
 from atoll.federation.rebalance import (
     DEFINITION,
     WORKLOAD_REBALANCERS,
@@ -24,6 +24,7 @@ from atoll.federation.rebalance import (
     results,
     time_left,
 )
+from atoll.federation.scheduler.controller import SchedulerController
 from atoll.federation.status import parse_time
 from tests.conftest import RunningServer
 from tests.waiting import eventually
@@ -211,3 +212,58 @@ spec:
         await eventually(deleted, timeout=10)
         rb = await client.get(RESOURCE_BINDINGS, "demo-deployment", ns)
         assert parse_time(rb["spec"]["rescheduleTriggeredAt"]) is not None
+
+
+def _cluster(name: str) -> Obj:
+    return {"apiVersion": "cluster.karmada.io/v1alpha1", "kind": "Cluster", "metadata": {"name": name},
+            "spec": {"provider": "atoll", "region": "r", "syncMode": "Push", "apiEndpoint": "https://127.0.0.1:1"}}
+
+
+def _capacity(pods: int) -> Obj:
+    return {"apiEnablements": [{"groupVersion": "apps/v1", "resources": [{"name": "deployments",
+                                                                          "kind": "Deployment"}]}],
+            "resourceSummary": {"allocatable": {"cpu": "100", "memory": "100Gi", "pods": str(pods)},
+                                "allocated": {"cpu": "0", "memory": "0", "pods": "0"}}}
+
+
+async def test_rebalance_makes_the_scheduler_start_from_scratch(apiserver: RunningServer) -> None:
+    """Karmada's use case: replicas piled on one cluster stay there until a rebalance spreads them."""
+    ns = "rebalance-dynamic"
+    async with running(apiserver) as client:
+        stop = asyncio.Event()
+        scheduler = asyncio.create_task(SchedulerController(client).run(stop))
+        try:
+            await client.create(NAMESPACES, {"metadata": {"name": ns}})
+            for name, pods in (("rebal-a", 20), ("rebal-b", 0)):
+                await client.create(CLUSTERS, _cluster(name))
+                await client.patch_status(CLUSTERS, name, {"status": _capacity(pods)})
+            await client.create(RESOURCE_BINDINGS, {
+                "apiVersion": "work.karmada.io/v1alpha2", "kind": "ResourceBinding",
+                "metadata": {"name": "web-deployment", "namespace": ns},
+                "spec": {"resource": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": ns,
+                                      "uid": "uid-web"},
+                         "replicas": 4, "replicaRequirements": {"resourceRequest": {"cpu": "100m"}},
+                         "placement": {"clusterAffinity": {"clusterNames": ["rebal-a", "rebal-b"]},
+                                       "replicaScheduling": {"replicaSchedulingType": "Divided",
+                                                             "replicaDivisionPreference": "Weighted",
+                                                             "weightPreference": {
+                                                                 "dynamicWeight": "AvailableReplicas"}}}}})
+
+            async def placed(expected: dict[str, int]) -> Obj | None:
+                rb = await client.get(RESOURCE_BINDINGS, "web-deployment", ns)
+                got = {c["name"]: c.get("replicas", 0) for c in rb["spec"].get("clusters") or []}
+                return rb if got == expected else None
+
+            first = await eventually(lambda: placed({"rebal-a": 4}))
+            # rebal-b gains capacity: the scheduler keeps what runs (nothing asks it to move).
+            await client.patch_status(CLUSTERS, "rebal-b", {"status": _capacity(20)})
+            await asyncio.sleep(0.5)
+            assert await placed({"rebal-a": 4})
+            await client.create(WORKLOAD_REBALANCERS, rebalance_request(
+                [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": ns, "name": "web"}], name="spread"))
+            after = await eventually(lambda: placed({"rebal-a": 2, "rebal-b": 2}))
+            assert after["status"]["lastScheduledTime"] >= first["status"]["lastScheduledTime"]
+            assert after["spec"]["rescheduleTriggeredAt"]
+        finally:
+            stop.set()
+            await asyncio.wait_for(scheduler, 10)

@@ -291,8 +291,18 @@ def member_client(state_dir: Path, cluster: str) -> Client | None:
 
 
 def _unreachable(state_dir: Path, server: str) -> typer.Exit:
-    running = state_dir.is_dir() and sv.running_supervisor(state_dir) != 0
-    hint = "its supervisor runs; see the federation log" if running else "is `atoll up` running?"
+    """Why the federation does not answer, as far as the supervisor's state file tells."""
+    hint = "is `atoll up` running?"
+    if state_dir.is_dir() and sv.running_supervisor(state_dir) != 0:
+        try:
+            state = sv.load_state(state_dir)
+        except sv.SupervisorError:
+            state = None
+        fed = state.federation.state if state is not None else ""
+        if fed in ("killed", "exited"):
+            hint = f"it was {fed}; `atoll revive {sv.FEDERATION}` restarts it"
+        else:
+            hint = f"its supervisor runs; see {state_dir / 'logs' / (sv.FEDERATION + '.log')}"
     return fail(f"the federation at {server} does not answer ({hint})", sv.EXIT_NOT_RUNNING)
 
 

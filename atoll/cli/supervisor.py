@@ -702,7 +702,8 @@ class Supervisor:
             if popen.poll() is not None:
                 rec.state, rec.exit_code = "exited", popen.returncode
                 self.save()
-                raise SupervisorError(f"{rec.name} did not start: {last_error(child.log)} (log: {child.log})")
+                raise SupervisorError(f"{rec.name} did not start: {last_error(child.log).removeprefix('error: ')} "
+                                      f"(log: {child.log})")
             if not api_ready and await _answers(rec.port):
                 api_ready = True
                 self.report(Stage(rec.name, "API ready", f"https://127.0.0.1:{rec.port}"))

@@ -279,6 +279,7 @@ async def _run_up(sup: sv.Supervisor) -> int:
             typer.echo(f"error: {error}", err=True)
             code = error.code
             return code
+        sup.report = lambda s: None  # from now on, supervisor events say what happens
         elapsed = sup.elapsed()
         nodes = sum(len(c.nodes) for c in sup.topology.clusters)
         print_summary(sup, out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -259,6 +260,10 @@ async def test_rebalance_makes_the_scheduler_start_from_scratch(apiserver: Runni
             await client.patch_status(CLUSTERS, "rebal-b", {"status": _capacity(20)})
             await asyncio.sleep(0.5)
             assert await placed({"rebal-a": 4})
+            # Timestamps have whole seconds, and the scheduler acts on a trigger *after* its last run.
+            last = parse_time(first["status"]["lastScheduledTime"])
+            assert last is not None
+            await asyncio.sleep(max(0.0, last + 1.05 - time.time()))
             await client.create(WORKLOAD_REBALANCERS, rebalance_request(
                 [{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": ns, "name": "web"}], name="spread"))
             after = await eventually(lambda: placed({"rebal-a": 2, "rebal-b": 2}))

@@ -16,6 +16,7 @@ import base64
 import copy
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -41,6 +42,7 @@ from atoll.api.resources import Registry, ResourceInfo
 from atoll.api.selectors import FieldSelector, LabelSelector
 from atoll.api.strategies import strategy_for
 from atoll.apiserver import fieldvalidation, patching
+from atoll.apiserver.patching import structured
 from atoll.apiserver.watchcache import StoreWatchStream, WatchCache, WatchStream, decode_kv
 from atoll.storage.protocol import KeyValue, Store
 
@@ -133,8 +135,16 @@ class Admission(Protocol):
 AfterWrite = Callable[[str, ResourceInfo, Obj | None, Obj | None], Awaitable[None]]
 
 
+_now_cache: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current second in RFC 3339 (formatted once per second: every write asks, twice)."""
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _now_cache[1]
 
 
 def clone(obj: Obj) -> Obj:
@@ -148,6 +158,22 @@ def clone(obj: Obj) -> Obj:
         return out
     except (TypeError, orjson.JSONEncodeError):
         return copy.deepcopy(obj)
+
+
+def _prune_changed(info: ResourceInfo, new: Obj, current: Obj) -> None:
+    """``prune_builtin`` on the top-level parts of ``new`` that differ from ``current``.
+
+    The stored object was pruned when it was written, so a part equal to it has nothing
+    to prune; a status write then walks only metadata and status, not the whole spec.
+    """
+    same = {k for k, v in new.items() if k in current and structured.same_json(v, current[k])}
+    if not same:
+        fieldvalidation.prune_builtin(info, new)
+        return
+    view = {k: v for k, v in new.items() if k not in same}
+    fieldvalidation.prune_builtin(info, view)
+    for k in [k for k in new if k not in same and k not in view]:
+        del new[k]
 
 
 class _MaybeStale(Exception):
@@ -497,11 +523,11 @@ class ObjectRegistry:
         def mutate(current: Obj) -> Obj:
             base = clone(current)
             if patch_type == "json":
-                patched = patching.json_patch(base, patch_doc)
+                patched = patching.json_patch(base, patch_doc, in_place=True)
             elif patch_type == "merge":
-                patched = patching.merge_patch(base, patch_doc)
+                patched = patching.merge_patch(base, patch_doc, in_place=True)
             else:
-                patched = patching.strategic_merge_patch(base, patch_doc, resolver)
+                patched = patching.strategic_merge_patch(base, patch_doc, resolver, in_place=True)
             if not isinstance(patched, dict):
                 raise BadRequest("patch did not produce an object")
             patched_md = patched.get("metadata") or {}
@@ -613,7 +639,10 @@ class ObjectRegistry:
                 nmd[k] = cmd[k]
             else:
                 nmd.pop(k, None)
-        fieldvalidation.prune_builtin(info, new)
+        if subresource not in ("binding", "finalize"):
+            # binding and finalize build ``new`` from the stored object, which was pruned when
+            # it was written, plus fields the kind has: nothing to prune.
+            _prune_changed(info, new, current)
         if subresource == "status":
             strategy.prepare_for_status_update(new, current)
         elif subresource in ("", "scale"):

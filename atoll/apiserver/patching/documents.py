@@ -43,8 +43,9 @@ def _not_an_object(result: Any) -> Invalid:
     return Invalid(f' "" is invalid: patch: Invalid value: {text!r}: {detail}', details={"causes": [cause]})
 
 
-def json_patch(obj: dict[str, Any], patch: bytes | str | list[Any]) -> dict[str, Any]:
-    """Apply an RFC 6902 JSON Patch to a copy of ``obj``."""
+def json_patch(obj: dict[str, Any], patch: bytes | str | list[Any], *, in_place: bool = False) -> dict[str, Any]:
+    """Apply an RFC 6902 JSON Patch to a copy of ``obj`` (to ``obj`` itself if ``in_place``:
+    the caller's own copy, which saves a second one)."""
     ops = decode(patch)
     if not isinstance(ops, list):
         raise BadRequest(f"json: cannot unmarshal {category(ops)} into Go value of type jsonpatch.Patch")
@@ -55,7 +56,7 @@ def json_patch(obj: dict[str, Any], patch: bytes | str | list[Any]) -> dict[str,
         raise RequestEntityTooLarge(f"The allowed maximum operations in a JSON patch is "
                                     f"{MAX_JSON_PATCH_OPERATIONS}, got {len(ops)}")
     try:
-        result = jsonpatch.JsonPatch(ops).apply(obj)
+        result = jsonpatch.JsonPatch(ops).apply(obj if in_place else deep_copy(obj), in_place=True)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError, IndexError,
             TypeError, ValueError) as exc:
         logger.debug("json patch rejected: %s", exc)
@@ -77,12 +78,14 @@ def _merge(target: Any, patch: Any) -> Any:
     return out
 
 
-def merge_patch(obj: dict[str, Any], patch: bytes | str | dict[str, Any]) -> dict[str, Any]:
-    """Apply an RFC 7386 JSON Merge Patch: objects merge, ``null`` deletes, anything else replaces."""
+def merge_patch(obj: dict[str, Any], patch: bytes | str | dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
+    """Apply an RFC 7386 JSON Merge Patch: objects merge, ``null`` deletes, anything else replaces.
+
+    ``obj`` is not changed unless ``in_place`` (the caller hands over its own copy)."""
     doc = decode(patch)
     if doc is None:
         raise BadRequest("Invalid JSON Patch")
-    result = _merge(deep_copy(obj), doc)
+    result = _merge(obj if in_place else deep_copy(obj), doc)
     if not isinstance(result, dict):
         raise _not_an_object(result)
     return result

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+
+import orjson
 
 from atoll.apiserver.patching.values import category, go_json, go_string
 
@@ -152,8 +155,55 @@ def _tree(paths: Iterable[Path]) -> _Tree:
     return root
 
 
+_MEMO_SIZE = 2048
+
+
+class _Memo:
+    """A small LRU of conversions between field sets and FieldsV1.
+
+    Every write re-decodes and re-encodes each manager's entry of the object it changes,
+    and almost all of those entries are the same from one write to the next (a kubelet's
+    status entry, a controller's spec entry), so both directions are remembered. Values
+    are kept immutable (``frozenset``, encoded bytes) and handed out as fresh copies.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+
+    def get(self, key: Any) -> Any:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+_TO_FIELDS = _Memo(_MEMO_SIZE)
+_FROM_FIELDS = _Memo(_MEMO_SIZE)
+
+
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
     """The FieldsV1 object of a set of paths."""
+    key = frozenset(paths)
+    encoded: bytes | None = _TO_FIELDS.get(key)
+    if encoded is None:
+        fields = _to_fields_v1(key)
+        try:
+            encoded = orjson.dumps(fields)
+        except TypeError:
+            return fields
+        _TO_FIELDS.put(key, encoded)
+        return fields
+    out: dict[str, Any] = orjson.loads(encoded)
+    return out
+
+
+def _to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
 
     def emit(node: _Tree) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -168,6 +218,19 @@ def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
 
 def from_fields_v1(fields: Mapping[str, Any]) -> FieldSet:
     """The paths of a FieldsV1 object; raises ValueError if it is malformed."""
+    try:
+        key = orjson.dumps(fields)
+    except TypeError:
+        return _from_fields_v1(fields)
+    known: frozenset[Path] | None = _FROM_FIELDS.get(key)
+    if known is None:
+        out = _from_fields_v1(fields)
+        _FROM_FIELDS.put(key, frozenset(out))
+        return out
+    return set(known)
+
+
+def _from_fields_v1(fields: Mapping[str, Any]) -> FieldSet:
     out: FieldSet = set()
 
     def walk(obj: Mapping[str, Any], prefix: Path) -> None:

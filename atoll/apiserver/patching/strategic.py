@@ -105,8 +105,8 @@ def _no_merge_key(item: Any, key: str) -> _BadPatch:
 
 
 def strategic_merge_patch(obj: dict[str, Any], patch: bytes | str | dict[str, Any],
-                          resolver: TypeResolver | None) -> dict[str, Any]:
-    """Apply a strategic merge patch to a copy of ``obj``.
+                          resolver: TypeResolver | None, *, in_place: bool = False) -> dict[str, Any]:
+    """Apply a strategic merge patch to a copy of ``obj`` (to ``obj`` itself if ``in_place``).
 
     ``resolver`` None means the built-in schema named by ``obj``'s apiVersion/kind
     (untyped, so plain merge-patch list semantics, for kinds Kubernetes does not define).
@@ -122,7 +122,7 @@ def strategic_merge_patch(obj: dict[str, Any], patch: bytes | str | dict[str, An
     if not isinstance(doc, dict):
         raise BadRequest(f"json: cannot unmarshal {category(doc)} into Go value of type map[string]interface {{}}")
     try:
-        return _merge_map(deep_copy(obj), deep_copy(doc), resolver.root)
+        return _merge_map(obj if in_place else deep_copy(obj), deep_copy(doc), resolver.root)
     except _BadPatch as exc:
         raise BadRequest(str(exc)) from None
     except _Unprocessable as exc:

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from atoll.apiserver.server import APIServer, ServerConfig
 from atoll.client import Client
-from atoll.federation import crds
+from atoll.federation import crds, rebalance
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Federation:
         try:
             self.client = Client.from_kubeconfig(self.server.kubeconfig_path, pool_size=512,
                                                  user_agent="atoll-federation")
-            await crds.install(self.client)
+            await crds.install(self.client, definitions=[*crds.DEFINITIONS, rebalance.DEFINITION])
             self.components = self._build(self.client)
             self._group = asyncio.create_task(self._run_all(), name="federation")
         except BaseException:
@@ -99,7 +99,13 @@ class Federation:
         from atoll.federation.dependencies import DependenciesDistributor
         from atoll.federation.detector import Detector
         from atoll.federation.execution import ExecutionController
+        from atoll.federation.failover import (
+            ApplicationFailoverController,
+            ClusterTaintManager,
+            GracefulEvictionController,
+        )
         from atoll.federation.scheduler.controller import SchedulerController
+        from atoll.federation.status import BindingStatusController
         from atoll.federation.workstatus import WorkStatusController
 
         cfg = self.config
@@ -113,7 +119,10 @@ class Federation:
             BindingController(client), ClusterResourceBindingController(client),
         ]
         execution = ExecutionController(client, members)
-        controllers += [execution, WorkStatusController(client, members, applier=execution.applier)]
+        controllers += [execution, WorkStatusController(client, members, applier=execution.applier),
+                        BindingStatusController(client), ClusterTaintManager(client),
+                        GracefulEvictionController(client, timeout=cfg.graceful_eviction_timeout),
+                        ApplicationFailoverController(client), rebalance.RebalancerController(client)]
         for c in controllers:
             metrics = getattr(c, "metrics", None)
             if isinstance(metrics, CollectorRegistry):

@@ -48,6 +48,9 @@ from atoll.machinery.informing import Handler, Informer, key_of, split_key
 
 logger = logging.getLogger(__name__)
 
+STATUS_COALESCE = 0.25
+"""Seconds a member's status changes are gathered before the Work's status is written."""
+
 Obj = dict[str, Any]
 HEALTHY, UNHEALTHY, UNKNOWN = "Healthy", "Unhealthy", "Unknown"
 MANAGED_SELECTOR = f"{MANAGED_LABEL}={MANAGED_VALUE}"
@@ -302,7 +305,12 @@ class WorkStatusController(Controller):
                 rv = (new.get("metadata") or {}).get("resourceVersion")
                 if rv != self.applier.recorded(cluster, new) and content_changed(old, new):
                     self._drifted.add(key)
-            self.queue.add(key)
+            if event == "MODIFIED" and key not in self._drifted:
+                # A status change: a member reports several in quick succession while it rolls a
+                # workload out; reflecting them together costs one Work status write, not one each.
+                self.queue.add_after(key, STATUS_COALESCE)
+            else:
+                self.queue.add(key)
 
         return handler
 

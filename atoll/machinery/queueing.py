@@ -32,7 +32,8 @@ class WorkQueue(Generic[K]):
         self._cond = asyncio.Condition()
         self._shutdown = False
         self._base, self._max = base_delay, max_delay
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._waiting: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        """Keys waiting for a delayed add: when they become ready, and their timer (client-go's delaying queue)."""
         del clock
 
     def __len__(self) -> int:
@@ -58,19 +59,27 @@ class WorkQueue(Generic[K]):
         self._add_now(key)
 
     def add_after(self, key: K, delay: float) -> None:
+        """Add ``key`` once ``delay`` has passed; a key already waiting keeps the earlier of the two times.
+
+        So many delayed adds of one key within a short time cost one reconcile: a controller can
+        coalesce a burst of events (client-go's delaying queue does the same).
+        """
         if delay <= 0:
             self._add_now(key)
             return
         loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
+        ready_at = loop.time() + delay
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            if waiting[0] <= ready_at:
+                return
+            waiting[1].cancel()
 
         def fire() -> None:
-            if handle is not None:
-                self._timers.discard(handle)
+            self._waiting.pop(key, None)
             self._add_now(key)
 
-        handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
+        self._waiting[key] = (ready_at, loop.call_at(ready_at, fire))
 
     def backoff(self, key: K) -> float:
         delay: float = self._base * (2.0 ** self._failures.get(key, 0))
@@ -106,8 +115,8 @@ class WorkQueue(Generic[K]):
 
     async def shut_down(self) -> None:
         self._shutdown = True
-        for handle in self._timers:
+        for _, handle in self._waiting.values():
             handle.cancel()
-        self._timers.clear()
+        self._waiting.clear()
         async with self._cond:
             self._cond.notify_all()

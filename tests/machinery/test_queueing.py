@@ -66,3 +66,19 @@ async def test_add_after_and_shutdown() -> None:
     await q.shut_down()
     with pytest.raises(ShutDown):
         await asyncio.wait_for(waiter, 1)
+
+
+async def test_delayed_adds_of_one_key_coalesce_and_keep_the_earliest_time() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    q.add_after("k", 5.0)
+    q.add_after("k", 0.1)   # earlier: replaces the 5 s wait
+    for _ in range(10):
+        q.add_after("k", 0.2)  # later than the wait already there: no effect
+    assert await asyncio.wait_for(q.get(), 2) == "k"
+    assert loop.time() - start < 1.0
+    q.done("k")
+    await asyncio.sleep(0.3)
+    assert len(q) == 0  # one reconcile for the whole burst
+    await q.shut_down()

@@ -103,6 +103,8 @@ def multicloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Multicloud]
         for member in members.values():
             stop_process(member.process)
         stop_process(fed.process)
+        if "mc" in locals():
+            stop_process(mc.federation.process)  # the federation as restarted by a test
 
 
 def test_karmada_samples_place_override_scale_and_delete(multicloud: Multicloud) -> None:

@@ -345,11 +345,13 @@ def unjoin(
 # Commands of the multi-cloud (atoll up and around it) live in their own modules.
 from atoll.cli import demo as _demo  # noqa: E402
 from atoll.cli import inspect as _inspect  # noqa: E402
+from atoll.cli import rebalance as _rebalance  # noqa: E402
 from atoll.cli import up as _up  # noqa: E402
 
 _up.register(app)
 _inspect.register(app)
 _demo.register(app)
+_rebalance.register(app)
 
 
 def main() -> None:

@@ -132,6 +132,14 @@ def test_karmada_samples_place_override_scale_and_delete(multicloud: Multicloud)
     wait_for(lambda: (member_replicas(mc, "member1", "nginx"), member_replicas(mc, "member2", "nginx")) == (3, 3))
     wait_for(lambda: member_ready(mc, "member1", "nginx") + member_ready(mc, "member2", "nginx") == 6, 60)
 
+    # A rebalance schedules it afresh: same policy, same placement, reported per workload.
+    rebalanced = subprocess.run([sys.executable, "-m", "atoll.cli.main", "rebalance", "deployment/nginx",
+                                 "--state-dir", str(mc.federation.state_dir)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert rebalanced.returncode == 0, rebalanced.stderr
+    assert "deployment/nginx" in rebalanced.stdout and "Successful" in rebalanced.stdout
+    wait_for(lambda: (member_replicas(mc, "member1", "nginx"), member_replicas(mc, "member2", "nginx")) == (3, 3))
+
     # Delete the template: gone from every member.
     mc.fed("delete", "-f", str(SAMPLES / "overridepolicy-nginx.yaml"))
     mc.fed("delete", "deployment", "nginx")

@@ -309,10 +309,20 @@ def make_subreaper() -> bool:
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
+    """A pre-exec function: SIGTERM the child when the supervisor goes, even by SIGKILL (PR_SET_PDEATHSIG).
+
+    ``prctl`` is looked up here, in the parent: the child between fork and exec must not
+    load anything (another thread of the parent may have held the loader's lock at fork).
+    """
+    try:
+        prctl: Callable[..., int] | None = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None
+    term = int(signal.SIGTERM)
+
     def preexec() -> None:
-        # PR_SET_PDEATHSIG = 1: SIGTERM when the supervisor goes, even by SIGKILL.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)
+        if prctl is not None:
+            prctl(1, term, 0, 0, 0)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the supervisor died between fork and prctl
             os._exit(1)
     return preexec

@@ -242,7 +242,7 @@ def up(
 async def _run_up(sup: sv.Supervisor) -> int:
     out = console()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal went away
         loop.add_signal_handler(sig, sup.stop_event.set)
     sv.make_subreaper()
     try:

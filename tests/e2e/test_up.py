@@ -317,6 +317,14 @@ def test_resume_keeps_ports_and_objects_and_ctrl_c_stops_everything(tmp_path: Pa
         first.wait_for_line("atoll up: ready", READY_WITHIN)
         ports = {m["name"]: m["port"] for m in json.loads((state / "supervisor.json").read_text())["members"]}
         kubectl(first, "atoll", "create", "configmap", "kept", "--from-literal=a=1")
+        # A member that dies on its own is reported, not restarted; the others go on.
+        east_pid = next(m["pid"] for m in json.loads((state / "supervisor.json").read_text())["members"]
+                        if m["name"] == "east")
+        os.kill(east_pid, signal.SIGKILL)
+        assert "atoll revive east" in first.wait_for_line("east exited unexpectedly (code -9", 10)
+        rows = {r["name"]: r for r in json.loads(atoll(state, "status", "-o", "json").stdout)}
+        assert (rows["east"]["process"], rows["west"]["process"]) == ("exited", "running")
+        assert atoll(state, "revive", "east").returncode == 0
         second = atoll(state, "up")
         assert second.returncode == 4 and second.stderr.count("\n") == 1 and "already running" in second.stderr
         first.proc.send_signal(signal.SIGINT)  # Ctrl-C
@@ -338,6 +346,22 @@ def test_resume_keeps_ports_and_objects_and_ctrl_c_stops_everything(tmp_path: Pa
         wait_for(lambda: not tree_processes(state), 15, "nothing left after SIGTERM")
     finally:
         finish(resumed)
+
+
+def test_a_member_that_cannot_start_is_one_error_line_and_nothing_is_left(tmp_path: Path) -> None:
+    topology = tmp_path / "small.yaml"
+    topology.write_text(SMALL)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "west").write_text("a file where west's state directory belongs")
+    proc = subprocess.run([sys.executable, "-m", "atoll.cli.main", "up", "--state-dir", str(state), "--topology",
+                           str(topology)], capture_output=True, text=True, timeout=90, cwd=ROOT)
+    assert proc.returncode == 1
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: west did not start: "), proc.stderr
+    assert str(state / "logs" / "west.log") in errors[0]
+    assert "nothing left running" in proc.stdout
+    assert not tree_processes(state)
 
 
 @pytest.mark.etcd

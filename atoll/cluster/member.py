@@ -12,13 +12,11 @@ than taking the cluster down, and stopping tears everything down in reverse orde
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from atoll.apiserver.server import APIServer, ServerConfig
 from atoll.client import Client
@@ -40,15 +38,12 @@ from atoll.cluster.kubelet.process import ProcessRuntime
 from atoll.cluster.kubelet.simulated import NodeSpec, SimulatedNodes, Stages
 from atoll.cluster.proxy.proxying import ServiceProxy
 from atoll.cluster.scheduler.controller import SchedulerController
+from atoll.machinery.running import Component, Components
 from atoll.topology import ClusterTopology
 
 logger = logging.getLogger(__name__)
 
-RESTART_PAUSE = 2.0
 
-
-class Component(Protocol):
-    async def run(self, stop: asyncio.Event) -> None: ...
 
 
 @dataclass
@@ -94,8 +89,7 @@ class MemberCluster:
         self.client: Client | None = None
         self.components: dict[str, Component] = {}
         self.kubelets: dict[str, Kubelet] = {}
-        self._stop = asyncio.Event()
-        self._group: asyncio.Task[None] | None = None
+        self._components: Components | None = None
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -118,7 +112,8 @@ class MemberCluster:
             self.client = Client.from_kubeconfig(self.server.kubeconfig_path, pool_size=512,
                                                  user_agent=f"atoll-member/{self.config.topology.name}")
             self.components = self._build(self.client)
-            self._group = asyncio.create_task(self._run_all(), name=f"member-{self.config.topology.name}")
+            self._components = Components(f"member-{self.config.topology.name}")
+            self._components.start(self.components)
         except BaseException:
             await self.stop()
             raise
@@ -158,24 +153,6 @@ class MemberCluster:
     def _pod_access(self, node: str) -> PodAccess | None:
         return self.kubelets.get(node)
 
-    async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[Any]]) -> None:
-        while not self._stop.is_set():
-            try:
-                await run(self._stop)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("%s: component %s failed; restarting in %.0fs", self.config.topology.name, name,
-                                 RESTART_PAUSE)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RESTART_PAUSE)
-
-    async def _run_all(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for name, component in self.components.items():
-                group.create_task(self._supervise(name, component.run), name=name)
-
     async def wait_ready(self, timeout: float = 60.0) -> None:
         """Until every node is registered and Ready."""
         from atoll.cluster.kubelet.simulated import NODES
@@ -190,20 +167,14 @@ class MemberCluster:
                                 for c in (n.get("status") or {}).get("conditions") or [])}
                 if wanted <= ready:
                     return
-                if self._group is not None and self._group.done():
+                if self._components is None or not self._components.running:
                     raise RuntimeError(f"cluster {self.config.topology.name} stopped while starting")
                 await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._group is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._group), 30)
-            except (TimeoutError, Exception):
-                self._group.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._group
-            self._group = None
+        if self._components is not None:
+            await self._components.stop()
+            self._components = None
         if self.client is not None:
             await self.client.close()
             self.client = None

@@ -12,29 +12,25 @@ member works exactly like an Atoll one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from atoll.apiserver.server import APIServer, ServerConfig
 from atoll.client import Client
 from atoll.federation import crds, rebalance
+from atoll.machinery.running import Component, Components
 
 logger = logging.getLogger(__name__)
 
-RESTART_PAUSE = 2.0
 FEDERATION_SERVICE_CIDR = "127.15.0.0/16"
 """ClusterIPs of Service templates on the federation: a range no member uses (members: 127.80+)."""
 
-
-class Component(Protocol):
-    async def run(self, stop: asyncio.Event) -> None: ...
 
 
 @dataclass
@@ -61,8 +57,7 @@ class Federation:
                                              service_cidr=FEDERATION_SERVICE_CIDR))
         self.client: Client | None = None
         self.components: dict[str, Component] = {}
-        self._stop = asyncio.Event()
-        self._group: asyncio.Task[None] | None = None
+        self._components: Components | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     @property
@@ -87,7 +82,8 @@ class Federation:
                                                  user_agent="atoll-federation")
             await crds.install(self.client, definitions=[*crds.DEFINITIONS, rebalance.DEFINITION])
             self.components = self._build(self.client)
-            self._group = asyncio.create_task(self._run_all(), name="federation")
+            self._components = Components("federation")
+            self._components.start(self.components)
         except BaseException:
             await self.stop()
             raise
@@ -131,33 +127,10 @@ class Federation:
         components.update({c.NAME: c for c in controllers})
         return components
 
-    async def _supervise(self, name: str, run: Callable[[asyncio.Event], Awaitable[Any]]) -> None:
-        while not self._stop.is_set():
-            try:
-                await run(self._stop)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("federation: component %s failed; restarting in %.0fs", name, RESTART_PAUSE)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RESTART_PAUSE)
-
-    async def _run_all(self) -> None:
-        async with asyncio.TaskGroup() as group:
-            for name, component in self.components.items():
-                group.create_task(self._supervise(name, component.run), name=name)
-
     async def stop(self) -> None:
-        self._stop.set()
-        if self._group is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._group), 30)
-            except (TimeoutError, Exception):
-                self._group.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._group
-            self._group = None
+        if self._components is not None:
+            await self._components.stop()
+            self._components = None
         for close in reversed(self._closers):
             with contextlib.suppress(Exception):
                 await close()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningServer, require_kubectl, start_cluster, stop_process
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.kubectl
 
@@ -39,16 +40,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 def kjson(cluster: RunningServer, *args: str) -> Any:
     return json.loads(cluster.kubectl(*args, "-o", "json").stdout)
 
-
-def wait_for(check: Any, timeout: float = 60.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not reached within {timeout}s; last: {last!r}")
 
 
 def get(url: str, timeout: float = 3.0) -> dict[str, Any]:

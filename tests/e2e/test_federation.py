@@ -13,15 +13,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT, RunningServer, require_kubectl, start_cluster, start_federation, stop_process
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.kubectl
 SAMPLES = ROOT / "tests" / "federation" / "samples"
@@ -67,16 +66,6 @@ def member_ready(mc: Multicloud, name: str, deployment: str) -> int:
         return 0
     return int((json.loads(proc.stdout).get("status") or {}).get("readyReplicas") or 0)
 
-
-def wait_for(check: Any, timeout: float = 60.0, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not reached within {timeout}s; last: {last!r}")
 
 
 @pytest.fixture(scope="module")

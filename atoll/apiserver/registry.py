@@ -17,6 +17,7 @@ import copy
 import datetime as dt
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -53,6 +54,8 @@ ObjList = list[Obj]
 Operation = Literal["CREATE", "UPDATE", "DELETE"]
 
 MAX_RETRIES = 20
+WRITTEN_KEYS = 100_000
+"""How many keys' latest write revisions the registry remembers (to skip stale cached copies)."""
 PATCH_TYPES = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",
@@ -231,6 +234,9 @@ class ObjectRegistry:
         self._cache_lock = asyncio.Lock()
         self.admission: list[Admission] = []
         self.after_write: list[AfterWrite] = []
+        self._written: OrderedDict[str, int] = OrderedDict()
+        """Revision of this registry's latest write per key (bounded): a cached copy older than
+        that is known stale, so an update does not start from it."""
 
     async def close(self) -> None:
         for cache in list(self._caches.values()):
@@ -467,6 +473,7 @@ class ObjectRegistry:
         except AlreadyExists:
             raise self._already_exists(info, md["name"]) from None
         _with_rv(obj, kv)
+        self._wrote(key, kv)
         await self._after("CREATE", info, obj, None)
         return obj
 
@@ -618,11 +625,26 @@ class ObjectRegistry:
         raise self._conflict(info, name)
 
     def _suggestion(self, info: ResourceInfo, key: str) -> Obj | None:
-        """The watch cache's copy of ``key``, if the resource has a running cache (read-only)."""
+        """The watch cache's copy of ``key``, if the resource has a running cache (read-only)
+        and the copy is not older than a write this registry already made to the key (a
+        client updating the same object twice in a row would otherwise always start from
+        a stale copy when the cache is a few milliseconds behind, as over etcd)."""
         cache = self._caches.get(info.key_prefix())
         if cache is None or not cache.ready:
             return None
-        return cache.get(key)
+        obj = cache.get(key)
+        if obj is None:
+            return None
+        written = self._written.get(key)
+        if written is not None and int(obj["metadata"]["resourceVersion"]) < written:
+            return None
+        return obj
+
+    def _wrote(self, key: str, kv: KeyValue) -> None:
+        self._written[key] = kv.mod_revision
+        self._written.move_to_end(key)
+        if len(self._written) > WRITTEN_KEYS:
+            self._written.popitem(last=False)
 
     async def _write_update(self, info: ResourceInfo, current: Obj, new: Obj, ctx: RequestContext, *,
                             subresource: str = "", manager_done: bool = False, current_is_fresh: bool = True) -> Obj:
@@ -689,6 +711,7 @@ class ObjectRegistry:
             except NotFound:
                 raise self.not_found(info, name) from None
             _with_rv(new, kv)
+            self._wrote(key, kv)
             await self._after("DELETE", info, None, new)
             return new
         try:
@@ -698,6 +721,7 @@ class ObjectRegistry:
         except NotFound:
             raise self.not_found(info, name) from None
         _with_rv(new, kv)
+        self._wrote(key, kv)
         await self._after("UPDATE", info, new, current)
         return new
 
@@ -762,6 +786,7 @@ class ObjectRegistry:
                 except NotFound:
                     raise self.not_found(info, name) from None
                 _with_rv(current, kv)
+                self._wrote(info.key(md.get("namespace"), name), kv)
                 await self._after("DELETE", info, None, current)
                 return current, True
             # Graceful: mark the object; finalizers' owners (or the kubelet) finish the job.
@@ -787,6 +812,7 @@ class ObjectRegistry:
             except Conflict:
                 continue
             _with_rv(new, kv)
+            self._wrote(info.key(md.get("namespace"), name), kv)
             await self._after("UPDATE", info, new, current)
             return new, False
         raise self._conflict(info, name)

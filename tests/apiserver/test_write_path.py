@@ -228,3 +228,24 @@ def test_now_is_rfc3339_seconds() -> None:
     import re
 
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", now_rfc3339())
+
+
+async def test_a_copy_older_than_our_own_write_is_not_tried(objects: ObjectRegistry,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    cms = res(objects, "", "v1", "configmaps")
+    first = await objects.create(cms, NS, configmap("own", v="1"), CTX)
+    freeze(await cached(objects, cms, "own", first["metadata"]["resourceVersion"]), monkeypatch)
+    seen: list[str] = []
+
+    def mutate(current: Obj) -> Obj:
+        seen.append(current["metadata"]["resourceVersion"])
+        new = clone(current)
+        new["data"]["v"] = str(len(seen) + 1)
+        return new
+
+    # The frozen copy is as new as the registry's last write: it is tried (and is right).
+    second = await objects.guaranteed_update(cms, NS, "own", mutate, CTX)
+    assert seen == [first["metadata"]["resourceVersion"]]
+    # Now the registry knows it wrote a newer revision: the stale copy is skipped.
+    await objects.guaranteed_update(cms, NS, "own", mutate, CTX)
+    assert seen[1:] == [second["metadata"]["resourceVersion"]]

@@ -112,8 +112,9 @@ def reflect_status(obj: Obj) -> Obj | None:
         return picked
     if kind == "StatefulSet" and group == "apps":
         return {**_federated_generation(obj), **_pick(status, (
-            "replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"),
-            keep_zero=("replicas",))}
+            "observedGeneration", "replicas", "readyReplicas", "currentReplicas", "updatedReplicas",
+            "availableReplicas"), keep_zero=("replicas",))}  # observedGeneration: Karmada omits it, but
+        # without it the federated StatefulSet never looks caught up and `rollout status` never ends
     if kind == "DaemonSet" and group == "apps":
         return {**_federated_generation(obj), **_pick(status, (
             "currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady",

@@ -90,6 +90,9 @@ def test_interpret_health(item: dict[str, Any], health: str) -> None:
      {"generation": 4, "resourceTemplateGeneration": 7, "observedGeneration": 4, "replicas": 2,
       "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2}),
     (obj("Deployment", generation=0, status={}), None),  # nothing collected yet
+    (obj("StatefulSet", generation=2, status={"observedGeneration": 2, "replicas": 3, "readyReplicas": 3,
+                                              "currentRevision": "r1", "collisionCount": 0}),
+     {"generation": 2, "observedGeneration": 2, "replicas": 3, "readyReplicas": 3}),
     (obj("Service", "v1", spec={"type": "ClusterIP"}, status={"loadBalancer": {}}), None),
     (obj("Service", "v1", spec={"type": "LoadBalancer"}, status={"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]},
                                                                  "conditions": []}),

@@ -173,12 +173,13 @@ def member_health(obj: Mapping[str, Any] | None) -> tuple[int | None, str]:
 
 def placement(template: Mapping[str, Any], binding: Mapping[str, Any] | None,
               members: Mapping[str, Mapping[str, Any] | None] | None = None,
-              unreachable: frozenset[str] = frozenset()) -> Obj:
+              unreachable: frozenset[str] = frozenset(), not_ready: frozenset[str] = frozenset()) -> Obj:
     """Where one template runs: per target cluster, replicas desired and ready, health, and the source.
 
     ``members`` holds, for clusters the binding has no aggregated status for, the object
     as read from the member itself (``None``: absent there); ``unreachable`` names the
-    members that did not answer.
+    members that did not answer. For a cluster the federation holds NotReady, what it
+    last reported is stale: its health is Unknown, whatever the binding still says.
     """
     md = template.get("metadata") or {}
     spec = (binding or {}).get("spec") or {}
@@ -195,6 +196,8 @@ def placement(template: Mapping[str, Any], binding: Mapping[str, Any] | None,
             status = item.get("status") or {}
             ready = int(status.get("readyReplicas") or 0) if workload else None
             health, applied, source = str(item.get("health") or "Unknown"), bool(item.get("applied")), "federation"
+            if name in not_ready:
+                health, source = "Unknown", "cluster NotReady"
         elif name in unreachable:
             ready, health, applied, source = None, "Unknown", False, "unreachable"
         elif members is not None and name in members:
@@ -397,6 +400,8 @@ async def _placements(client: Client, state_dir: Path, res: Resource, name: str 
         templates = [await client.get(res, name, namespace if res.namespaced else None)]
     else:
         templates = (await client.list(res, namespace if res.namespaced else None)).get("items") or []
+    clusters = (await client.list(kinds.CLUSTERS)).get("items") or []
+    not_ready = frozenset(str(c["metadata"]["name"]) for c in clusters if _condition(c, "Ready").get("status") != "True")
     out = []
     for template in templates:
         template.setdefault("apiVersion", res.api_version)
@@ -425,7 +430,7 @@ async def _placements(client: Client, state_dir: Path, res: Resource, name: str 
                     members[cluster] = await client_get(member, res, template)
             except APIError:
                 unreachable.add(cluster)
-        out.append(placement(template, binding, members, frozenset(unreachable)))
+        out.append(placement(template, binding, members, frozenset(unreachable), not_ready))
     return out
 
 

@@ -99,6 +99,16 @@ def test_placement_of_a_deployment(rb: dict[str, Any] | None, members: dict[str,
     assert p["replicas"] == 6 and p["kind"] == "Deployment" and p["namespace"] == "default"
 
 
+def test_a_not_ready_cluster_is_unknown_whatever_it_last_reported() -> None:
+    rb = binding([("a", 2), ("b", 2)], [{"clusterName": c, "applied": True, "health": "Healthy",
+                                         "status": {"readyReplicas": 2}} for c in ("a", "b")])
+    p = inspect.placement(DEPLOYMENT, rb, not_ready=frozenset({"a"}))
+    assert [(c["name"], c["health"], c["source"]) for c in p["clusters"]] == [
+        ("a", "Unknown", "cluster NotReady"), ("b", "Healthy", "federation")]
+    assert p["health"] == "Unhealthy"
+    assert inspect.get_table([p])[2] == ["", "a", "2/2", "Unknown (cluster NotReady)", "yes"]
+
+
 def test_non_workloads_have_no_replicas() -> None:
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"}, "spec": {}}
     p = inspect.placement(svc, binding([("a", 0)]), {"a": {"kind": "Service", "spec": {}}})

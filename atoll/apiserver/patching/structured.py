@@ -321,11 +321,19 @@ _SAME_DEPTH = 3
 """How deep :func:`_compare` looks for unchanged subtrees by their JSON bytes (deeper, the walk is cheap)."""
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def same_json(lhs: Any, rhs: Any) -> bool:
-    """True when both containers serialise to the same bytes: then nothing in them changed."""
+    """True when both values are the same JSON (same types, and for containers the same bytes):
+    then nothing in them changed. False only means "walk them"."""
     if lhs is rhs:
         return True
-    if type(lhs) is not type(rhs) or not isinstance(lhs, dict | list):
+    if type(lhs) is not type(rhs):
+        return False
+    if type(lhs) in _SCALARS:
+        return bool(lhs == rhs)
+    if not isinstance(lhs, dict | list):
         return False
     try:
         return orjson.dumps(lhs) == orjson.dumps(rhs)
